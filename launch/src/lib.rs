@@ -1,0 +1,1 @@
+//! Launch files and the launcher that supervises node processes.

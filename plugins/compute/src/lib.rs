@@ -1,0 +1,1 @@
+//! Compute backends (CPU, ArrayFire) and projections for spiking layers.

@@ -1,0 +1,1 @@
+//! Built-in ENCODER plugins: rate, latency, TAS.

@@ -1,0 +1,1 @@
+//! Plugin host: registry, manager, hooks, configuration and the dynamic loader.

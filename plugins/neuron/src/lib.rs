@@ -1,0 +1,1 @@
+//! Built-in NEURON plugins: LIF, Izhikevich, EntangledSynchrony.

@@ -1,0 +1,1 @@
+//! Built-in PLASTICITY plugins: STDP, MetaPlasticity, Homeostasis.

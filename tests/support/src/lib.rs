@@ -1,0 +1,1 @@
+//! Test support shared by evospike's tests.
