@@ -14,6 +14,13 @@ pub use generated::*;
 
 use crate::SchemaError;
 
+impl ErrorReply {
+    /// An error reply with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
+        ErrorReply { code: code as i32, message: message.into(), ..Default::default() }
+    }
+}
+
 /// Decodes a protobuf message, naming the expected type in the error.
 pub fn decode<M: prost::Message + prost::Name + Default>(bytes: &[u8]) -> Result<M, SchemaError> {
     M::decode(bytes).map_err(|err| SchemaError::Decode {

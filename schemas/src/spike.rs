@@ -395,8 +395,15 @@ impl SpikeTensor {
         SpikeTensor { header: self.header.clone(), shape: self.shape.clone(), body }
     }
 
-    /// Exact size in bytes of this tensor's archive.
+    /// Size in bytes of this tensor's archive, as [`write_into`](Self::write_into)
+    /// writes it: always a multiple of [`ALIGNMENT`], so it fills whole aligned
+    /// blocks of shared-memory allocators.
     pub fn serialized_len(&self) -> usize {
+        self.archive_len().next_multiple_of(ALIGNMENT)
+    }
+
+    /// Size of the bare archive (without leading padding).
+    fn archive_len(&self) -> usize {
         match rkyv::api::high::to_bytes_in::<_, RkyvError>(self, CountingWriter(0)) {
             Ok(counter) => counter.0,
             // Counting cannot fail: the writer accepts everything and the types
@@ -405,17 +412,30 @@ impl SpikeTensor {
         }
     }
 
-    /// Writes the archive into `buf` (which should start at an [`ALIGNMENT`]-aligned
-    /// address to be readable in place) and returns the number of bytes written.
+    /// Writes the archive into the first [`serialized_len`](Self::serialized_len)
+    /// bytes of `buf` and returns that length. `buf` should start at an
+    /// [`ALIGNMENT`]-aligned address to be readable in place.
     ///
-    /// Size `buf` with [`serialized_len`](Self::serialized_len): the archive's root
-    /// sits at its end, so readers must be given exactly the written prefix.
+    /// The archive's root sits at its end (rkyv's layout), so the length is padded
+    /// at the front with zeros; readers must be given exactly the written prefix.
     pub fn write_into(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        const ZEROS: [u8; ALIGNMENT] = [0; ALIGNMENT];
+        let archive_len = self.archive_len();
+        let total = archive_len.next_multiple_of(ALIGNMENT);
         let capacity = buf.len();
-        let writer = rkyv::ser::writer::Buffer::from(buf);
+        let too_small = || BufferTooSmall { needed: total, capacity };
+        if buf.len() < total {
+            return Err(too_small());
+        }
+        let pad = total - archive_len;
+        let mut writer = rkyv::ser::writer::Buffer::from(&mut buf[..total]);
+        // The archive is a multiple of 8 bytes (its root is 8-aligned and sized), so
+        // the pad is 0 or 8 and shifts nothing inside it; the length check below
+        // would catch it if that ever changed.
+        Writer::<RkyvError>::write(&mut writer, &ZEROS[..pad]).map_err(|_| too_small())?;
         match rkyv::api::high::to_bytes_in::<_, RkyvError>(self, writer) {
-            Ok(written) => Ok(written.len()),
-            Err(_) => Err(BufferTooSmall { needed: self.serialized_len(), capacity }),
+            Ok(written) if written.len() == total => Ok(total),
+            _ => Err(too_small()),
         }
     }
 
@@ -445,6 +465,20 @@ impl SpikeTensor {
             .map_err(|err| SchemaError::Malformed { len: bytes.len(), reason: err.to_string() })?;
         archived.validate()?;
         Ok(archived)
+    }
+}
+
+impl SpikeTensor {
+    /// Reads an archive that [`view`](Self::view) has already accepted, without
+    /// checking it again (for holders of received payloads that validated once).
+    ///
+    /// # Safety
+    /// `bytes` must be exactly the bytes a previous call to [`SpikeTensor::view`]
+    /// returned `Ok` for, unchanged since, at the same address.
+    pub unsafe fn view_unchecked(bytes: &[u8]) -> &ArchivedSpikeTensor {
+        // SAFETY: the caller guarantees these bytes passed `view` (structure,
+        // alignment and invariants) and have not changed.
+        unsafe { rkyv::access_unchecked::<ArchivedSpikeTensor>(bytes) }
     }
 }
 

@@ -1,1 +1,195 @@
 //! Test support shared by evospike's tests.
+//!
+//! - [`loopback_endpoint`]: a Zenoh TCP endpoint on a free 127.0.0.1 port (tests
+//!   never touch any other address, and never scout by multicast).
+//! - [`Child`]: a spawned process that is killed when dropped, whose output lines
+//!   can be awaited with [`Child::wait_for_line`].
+//! - [`wait_until`]: wait on a condition with a deadline instead of sleeping.
+//!
+//! ```
+//! use std::time::Duration;
+//! let endpoint = evospike_testkit::loopback_endpoint();
+//! assert!(endpoint.starts_with("tcp/127.0.0.1:"));
+//! let mut child = evospike_testkit::Child::spawn(std::process::Command::new("echo").arg("ready")).unwrap();
+//! child.wait_for_line(|line| line == "ready", Duration::from_secs(5)).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound once and released; tests use it at once).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
+    listener.local_addr().expect("local address of a bound listener").port()
+}
+
+/// `tcp/127.0.0.1:<free port>`.
+pub fn loopback_endpoint() -> String {
+    format!("tcp/127.0.0.1:{}", free_port())
+}
+
+/// Waits until `condition` holds, checking every few milliseconds; `Err` with the
+/// elapsed time when `timeout` passes first.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<(), Duration> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if condition() {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(start.elapsed());
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Why waiting on a child failed.
+#[derive(Debug)]
+pub enum ChildError {
+    /// The process could not be started.
+    Spawn(std::io::Error),
+    /// The expected output did not come in time; holds the lines seen.
+    Timeout(Vec<String>),
+    /// The process closed its output before the expected line; holds the lines seen.
+    Exited(Vec<String>),
+}
+
+impl std::fmt::Display for ChildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildError::Spawn(err) => write!(f, "cannot spawn: {err}"),
+            ChildError::Timeout(lines) => write!(f, "timed out; output so far:\n{}", lines.join("\n")),
+            ChildError::Exited(lines) => write!(f, "output ended; it was:\n{}", lines.join("\n")),
+        }
+    }
+}
+
+impl std::error::Error for ChildError {}
+
+/// A child process whose stdout and stderr lines are collected; killed on drop.
+#[derive(Debug)]
+pub struct Child {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Child {
+    /// Spawns `command` with stdout and stderr piped.
+    pub fn spawn(command: &mut Command) -> Result<Child, ChildError> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(ChildError::Spawn)?;
+        let (tx, lines) = mpsc::channel();
+        let readers: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout is piped")),
+            Box::new(child.stderr.take().expect("stderr is piped")),
+        ];
+        for reader in readers {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(Child { child, lines, seen: Vec::new() })
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for an output line (stdout or stderr) for which `matches` holds, and
+    /// returns it.
+    pub fn wait_for_line(&mut self, mut matches: impl FnMut(&str) -> bool, timeout: Duration) -> Result<String, ChildError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(ChildError::Timeout(self.seen.clone())),
+                Err(RecvTimeoutError::Disconnected) => return Err(ChildError::Exited(self.seen.clone())),
+            }
+        }
+    }
+
+    /// Every output line seen so far, plus those already queued.
+    pub fn output(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    /// Waits at most `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        let _ = wait_until(timeout, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
+    /// Sends a signal (e.g. `"INT"`, `"TERM"`) with the `kill` command.
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.id().to_string()).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("kill -{signal} {} failed", self.id())))
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_times_out_on_false() {
+        assert!(wait_until(Duration::from_millis(20), || false).is_err());
+        assert!(wait_until(Duration::from_millis(20), || true).is_ok());
+    }
+
+    #[test]
+    fn child_output_ending_is_reported() {
+        let mut child = Child::spawn(Command::new("sh").args(["-c", "echo one; echo two >&2"])).unwrap();
+        let err = child.wait_for_line(|l| l == "three", Duration::from_secs(5)).unwrap_err();
+        match err {
+            ChildError::Exited(mut lines) => {
+                lines.sort();
+                assert_eq!(lines, vec!["one", "two"]);
+            }
+            other => panic!("expected Exited, got {other}"),
+        }
+        assert!(child.wait_exit(Duration::from_secs(5)).unwrap().success());
+    }
+}

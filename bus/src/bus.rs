@@ -1,0 +1,190 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::message::{MessagePublisher, MessageSubscriber};
+use crate::spike::{ReceiveStats, ReceiveStatsSnapshot, SpikePublisher, SpikeSubscriber};
+use crate::transport::local::LocalTransport;
+use crate::transport::zenoh::ZenohTransport;
+use crate::transport::{Declaration, RawPublisher, Received, Transport};
+use crate::{BusConfig, BusError, KeySpace, TransportKind};
+
+/// A node's connection to the evospike bus. Cheap to clone (all clones share one
+/// session).
+#[derive(Debug, Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    transport: Box<dyn Transport>,
+    keys: KeySpace,
+    config: BusConfig,
+    stats: Arc<ReceiveStats>,
+}
+
+/// Raw samples of a key expression, queued until received.
+#[derive(Debug)]
+pub struct Subscription {
+    key_expr: String,
+    rx: flume::Receiver<Received>,
+    _declaration: Box<dyn Declaration>,
+}
+
+impl Subscription {
+    /// The key expression it listens to.
+    pub fn key_expr(&self) -> &str {
+        &self.key_expr
+    }
+
+    fn closed(&self) -> BusError {
+        BusError::Closed { key: self.key_expr.clone() }
+    }
+
+    /// Waits for the next sample.
+    pub async fn recv(&self) -> Result<Received, BusError> {
+        self.rx.recv_async().await.map_err(|_| self.closed())
+    }
+
+    /// Blocking form of [`recv`](Self::recv).
+    pub fn recv_blocking(&self) -> Result<Received, BusError> {
+        self.rx.recv().map_err(|_| self.closed())
+    }
+
+    /// Waits at most `timeout`; `Ok(None)` when nothing came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Received>, BusError> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(sample) => Ok(Some(sample)),
+            Err(flume::RecvTimeoutError::Timeout) => Ok(None),
+            Err(flume::RecvTimeoutError::Disconnected) => Err(self.closed()),
+        }
+    }
+
+    /// A sample if one is queued.
+    pub fn try_recv(&self) -> Option<Received> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Keeps a declaration (queryable, liveliness token) alive; dropping it undeclares.
+#[derive(Debug)]
+pub struct Declared {
+    key: String,
+    _declaration: Box<dyn Declaration>,
+}
+
+impl Declared {
+    pub(crate) fn new(key: String, declaration: Box<dyn Declaration>) -> Declared {
+        Declared { key, _declaration: declaration }
+    }
+
+    /// The declared key expression.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Bus {
+    /// Opens a session on the configured transport.
+    ///
+    /// With Zenoh, opening fails (naming the endpoints) when a connect endpoint
+    /// cannot be reached within `connect_timeout`.
+    pub async fn open(config: BusConfig) -> Result<Bus, BusError> {
+        let keys = KeySpace::new(&config.namespace)?;
+        let transport: Box<dyn Transport> = match config.transport {
+            TransportKind::Zenoh => Box::new(ZenohTransport::open(&config).await?),
+            TransportKind::Local => Box::new(LocalTransport::open(&config.local_domain)),
+        };
+        Ok(Bus { inner: Arc::new(Inner { transport, keys, config, stats: Arc::default() }) })
+    }
+
+    /// The key layout of this bus's namespace.
+    pub fn keys(&self) -> &KeySpace {
+        &self.inner.keys
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    /// Name of the transport (`"zenoh"` or `"local"`).
+    pub fn transport_name(&self) -> &'static str {
+        self.inner.transport.name()
+    }
+
+    /// Receive counters of every spike subscription of this bus.
+    pub fn receive_stats(&self) -> ReceiveStatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// A raw publisher on a full key.
+    pub fn raw_publisher(&self, key: &str) -> Result<Box<dyn RawPublisher>, BusError> {
+        self.inner.transport.declare_publisher(key)
+    }
+
+    /// Raw samples of a full key expression.
+    pub fn subscribe_raw(&self, key_expr: &str) -> Result<Subscription, BusError> {
+        let (tx, rx) = flume::bounded(self.inner.config.queue_capacity.max(1));
+        let handler = Arc::new(move |sample: Received| {
+            // A full queue blocks the sender (back-pressure); a dropped subscription
+            // just discards.
+            let _ = tx.send(sample);
+        });
+        let declaration = self.inner.transport.declare_subscriber(key_expr, handler)?;
+        Ok(Subscription { key_expr: key_expr.to_string(), rx, _declaration: declaration })
+    }
+
+    /// A spike tensor publisher on topic `name`.
+    pub fn spike_publisher(&self, topic: &str) -> Result<SpikePublisher, BusError> {
+        let key = self.keys().topic(topic)?;
+        Ok(SpikePublisher::new(self.raw_publisher(&key)?))
+    }
+
+    /// A spike tensor subscriber on topic `name` (may contain `*`/`**` wildcards
+    /// after the topic prefix, e.g. `layer*/spikes`).
+    pub fn spike_subscriber(&self, topic: &str) -> Result<SpikeSubscriber, BusError> {
+        let key = format!("{}/topic/{topic}", self.key_prefix());
+        Ok(SpikeSubscriber::new(self.subscribe_raw(&key)?, self.inner.stats.clone()))
+    }
+
+    /// A publisher of protobuf messages on a full key (see [`KeySpace`]).
+    pub fn message_publisher<M: prost::Message + prost::Name>(&self, key: &str) -> Result<MessagePublisher<M>, BusError> {
+        Ok(MessagePublisher::new(self.raw_publisher(key)?))
+    }
+
+    /// A subscriber of protobuf messages on a full key expression.
+    pub fn message_subscriber<M: prost::Message + prost::Name + Default>(
+        &self,
+        key_expr: &str,
+    ) -> Result<MessageSubscriber<M>, BusError> {
+        Ok(MessageSubscriber::new(self.subscribe_raw(key_expr)?))
+    }
+
+    /// Announces node `name` as alive until the returned token is dropped.
+    pub fn announce_node(&self, name: &str) -> Result<Declared, BusError> {
+        let key = self.keys().node_token(name)?;
+        let token = self.inner.transport.declare_token(&key)?;
+        Ok(Declared::new(key, token))
+    }
+
+    /// Names of the nodes alive in this namespace, sorted.
+    pub async fn nodes(&self, timeout: Duration) -> Result<Vec<String>, BusError> {
+        let keys = self.inner.transport.live_tokens(&self.keys().all_nodes(), timeout).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|key| match self.keys().parse(key) {
+                Some(crate::KeyKind::Node(name)) => Some(name.to_string()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub(crate) fn transport(&self) -> &dyn Transport {
+        self.inner.transport.as_ref()
+    }
+
+    fn key_prefix(&self) -> String {
+        format!("evospike/{}", self.keys().namespace())
+    }
+}

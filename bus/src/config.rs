@@ -1,0 +1,254 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BusError;
+
+/// Which transport carries the bus: the COMMUNICATION choice of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Eclipse Zenoh: processes and hosts (default).
+    #[default]
+    Zenoh,
+    /// In-process: every [`Bus`](crate::Bus) opened with the same `local_domain` in
+    /// one process sees the others. For single-process runs and tests.
+    Local,
+}
+
+/// Role of a Zenoh session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Talks to peers and routers directly (default).
+    #[default]
+    Peer,
+    /// Talks only through one router.
+    Client,
+    /// Routes for others: the bus broker of a cluster.
+    Router,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Peer => "peer",
+            Mode::Client => "client",
+            Mode::Router => "router",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = BusError;
+
+    fn from_str(s: &str) -> Result<Mode, BusError> {
+        match s {
+            "peer" => Ok(Mode::Peer),
+            "client" => Ok(Mode::Client),
+            "router" => Ok(Mode::Router),
+            other => Err(BusError::Config(format!("unknown mode {other:?} (expected peer, client or router)"))),
+        }
+    }
+}
+
+/// How to open a [`Bus`](crate::Bus).
+///
+/// The defaults are safe on shared networks: multicast scouting is off, so a
+/// session only meets the endpoints it is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// Transport implementation.
+    pub transport: TransportKind,
+    /// Zenoh session role.
+    pub mode: Mode,
+    /// Endpoints to listen on, e.g. `tcp/127.0.0.1:7447`.
+    pub listen: Vec<String>,
+    /// Endpoints to connect to; opening fails if none can be reached within
+    /// `connect_timeout`.
+    pub connect: Vec<String>,
+    /// Namespace of every key (`evospike/<namespace>/…`).
+    pub namespace: String,
+    /// Zenoh multicast scouting. Off unless explicitly asked for.
+    pub multicast_scouting: bool,
+    /// Zero-copy shared memory between processes of one host.
+    pub shared_memory: bool,
+    /// Size of this session's shared-memory pool for spike tensors.
+    pub shm_pool_bytes: usize,
+    /// How long opening waits for the connect endpoints.
+    #[serde(with = "duration_ms")]
+    pub connect_timeout: Duration,
+    /// Capacity of each subscription's queue; a full queue pushes back on the
+    /// sender instead of dropping data.
+    pub queue_capacity: usize,
+    /// Domain of the local transport (buses in one process with the same domain meet).
+    pub local_domain: String,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            transport: TransportKind::Zenoh,
+            mode: Mode::Peer,
+            listen: Vec::new(),
+            connect: Vec::new(),
+            namespace: "default".to_string(),
+            multicast_scouting: false,
+            shared_memory: true,
+            shm_pool_bytes: 64 << 20,
+            connect_timeout: Duration::from_secs(5),
+            queue_capacity: 1024,
+            local_domain: "default".to_string(),
+        }
+    }
+}
+
+/// Environment variables read by [`BusConfig::from_env`] (set by the launcher).
+pub mod env {
+    /// `zenoh` or `local`.
+    pub const TRANSPORT: &str = "EVOSPIKE_BUS_TRANSPORT";
+    /// `peer`, `client` or `router`.
+    pub const MODE: &str = "EVOSPIKE_BUS_MODE";
+    /// Comma-separated listen endpoints.
+    pub const LISTEN: &str = "EVOSPIKE_BUS_LISTEN";
+    /// Comma-separated connect endpoints.
+    pub const CONNECT: &str = "EVOSPIKE_BUS_CONNECT";
+    /// `0`/`false` turns shared memory off.
+    pub const SHM: &str = "EVOSPIKE_BUS_SHM";
+    /// Namespace.
+    pub const NAMESPACE: &str = "EVOSPIKE_NAMESPACE";
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl BusConfig {
+    /// An in-process bus in `domain` (for tests and single-process runs).
+    pub fn local(domain: &str) -> BusConfig {
+        BusConfig { transport: TransportKind::Local, local_domain: domain.to_string(), ..BusConfig::default() }
+    }
+
+    /// A Zenoh peer that listens on `listen` and connects to `connect`.
+    pub fn peer(listen: &[String], connect: &[String]) -> BusConfig {
+        BusConfig { listen: listen.to_vec(), connect: connect.to_vec(), ..BusConfig::default() }
+    }
+
+    /// The defaults, overridden by the `EVOSPIKE_BUS_*` and `EVOSPIKE_NAMESPACE`
+    /// environment variables that are set.
+    pub fn from_env() -> Result<BusConfig, BusError> {
+        BusConfig::default().with_env(|name| std::env::var(name).ok())
+    }
+
+    /// Applies overrides from a variable lookup (testable form of [`from_env`](Self::from_env)).
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Result<BusConfig, BusError> {
+        if let Some(t) = var(env::TRANSPORT) {
+            self.transport = match t.as_str() {
+                "zenoh" => TransportKind::Zenoh,
+                "local" => TransportKind::Local,
+                other => {
+                    return Err(BusError::Config(format!(
+                        "{}={other:?}: expected zenoh or local",
+                        env::TRANSPORT
+                    )))
+                }
+            };
+        }
+        if let Some(mode) = var(env::MODE) {
+            self.mode = mode.parse()?;
+        }
+        if let Some(listen) = var(env::LISTEN) {
+            self.listen = split_list(&listen);
+        }
+        if let Some(connect) = var(env::CONNECT) {
+            self.connect = split_list(&connect);
+        }
+        if let Some(shm) = var(env::SHM) {
+            self.shared_memory = !matches!(shm.as_str(), "0" | "false" | "off" | "no");
+        }
+        if let Some(ns) = var(env::NAMESPACE) {
+            self.namespace = ns;
+        }
+        Ok(self)
+    }
+
+    /// The Zenoh configuration this bus configuration stands for.
+    pub fn to_zenoh(&self) -> Result<zenoh::Config, BusError> {
+        let mut config = zenoh::Config::default();
+        let mut set = |key: &str, value: String| {
+            config
+                .insert_json5(key, &value)
+                .map_err(|err| BusError::Config(format!("zenoh setting {key}={value}: {err}")))
+        };
+        set("mode", json(self.mode.as_str()))?;
+        set("listen/endpoints", json(&self.listen))?;
+        set("connect/endpoints", json(&self.connect))?;
+        set("scouting/multicast/enabled", json(&self.multicast_scouting))?;
+        set("transport/shared_memory/enabled", json(&self.shared_memory))?;
+        if !self.connect.is_empty() {
+            // Fail instead of retrying forever in the background: a wrong endpoint is
+            // reported at open, naming the endpoint.
+            set("connect/timeout_ms", json(&(self.connect_timeout.as_millis() as u64)))?;
+            set("connect/exit_on_failure", json(&true))?;
+        }
+        Ok(config)
+    }
+}
+
+/// JSON text of a plain value (strings, numbers, booleans, string lists never fail).
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_multicast_off_and_shm_on() {
+        let config = BusConfig::default();
+        assert!(!config.multicast_scouting);
+        assert!(config.shared_memory);
+        let zenoh = config.to_zenoh().unwrap();
+        assert_eq!(zenoh.get_json("scouting/multicast/enabled").unwrap(), "false");
+        assert_eq!(zenoh.get_json("transport/shared_memory/enabled").unwrap(), "true");
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let vars = [
+            (env::MODE, "client"),
+            (env::CONNECT, "tcp/127.0.0.1:7447, tcp/127.0.0.1:7448"),
+            (env::SHM, "0"),
+            (env::NAMESPACE, "lab"),
+        ];
+        let config = BusConfig::default()
+            .with_env(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+            .unwrap();
+        assert_eq!(config.mode, Mode::Client);
+        assert_eq!(config.connect, vec!["tcp/127.0.0.1:7447", "tcp/127.0.0.1:7448"]);
+        assert!(!config.shared_memory);
+        assert_eq!(config.namespace, "lab");
+    }
+
+    #[test]
+    fn bad_mode_is_a_config_error() {
+        let err = BusConfig::default().with_env(|n| (n == env::MODE).then(|| "boss".to_string())).unwrap_err();
+        assert!(err.to_string().contains("boss"), "{err}");
+    }
+}

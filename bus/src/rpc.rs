@@ -1,0 +1,123 @@
+//! Query/reply with protobuf envelopes: how services are called.
+//!
+//! A caller sends a [`RequestEnvelope`] carrying the encoded request; the service
+//! answers with a [`ReplyEnvelope`] holding either the encoded response or an
+//! [`ErrorReply`]. Both sides check the wire version and the body's type name, so
+//! a mismatch is a clear error instead of a misread message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use evospike_schemas::proto::{self, reply_envelope, ErrorCode, ErrorReply, ReplyEnvelope, RequestEnvelope};
+use evospike_schemas::WIRE_VERSION;
+use prost::{Message, Name};
+
+use crate::bus::Declared;
+use crate::transport::Query;
+use crate::{Bus, BusError};
+
+fn reply_bytes(request_id: u64, responder: &str, result: Result<Vec<u8>, ErrorReply>, body_type: String) -> Vec<u8> {
+    let result = match result {
+        Ok(body) => reply_envelope::Result::Body(body),
+        Err(error) => reply_envelope::Result::Error(error),
+    };
+    ReplyEnvelope { wire_version: u32::from(WIRE_VERSION), request_id, responder: responder.to_string(), result: Some(result), body_type }
+        .encode_to_vec()
+}
+
+fn handle<Req, Resp>(query: &Query, handler: &dyn Fn(Req) -> Result<Resp, ErrorReply>) -> (u64, Result<Vec<u8>, ErrorReply>)
+where
+    Req: Message + Name + Default,
+    Resp: Message + Name,
+{
+    let invalid = |message: String| ErrorReply {
+        code: ErrorCode::InvalidArgument as i32,
+        message,
+        key: query.key().to_string(),
+        ..Default::default()
+    };
+    let envelope = match proto::decode::<RequestEnvelope>(query.payload()) {
+        Ok(envelope) => envelope,
+        Err(err) => return (0, Err(invalid(err.to_string()))),
+    };
+    let id = envelope.request_id;
+    if envelope.wire_version != u32::from(WIRE_VERSION) {
+        let error = ErrorReply {
+            code: ErrorCode::WireVersion as i32,
+            message: format!("request has wire version {}, service reads {WIRE_VERSION}", envelope.wire_version),
+            key: query.key().to_string(),
+            ..Default::default()
+        };
+        return (id, Err(error));
+    }
+    if envelope.body_type != Req::full_name() {
+        return (id, Err(invalid(format!("expected a {} request, got {:?}", Req::full_name(), envelope.body_type))));
+    }
+    let request = match proto::decode::<Req>(&envelope.body) {
+        Ok(request) => request,
+        Err(err) => return (id, Err(invalid(err.to_string()))),
+    };
+    (id, handler(request).map(|response| response.encode_to_vec()))
+}
+
+impl Bus {
+    /// Serves `key` (usually from [`KeySpace::service`](crate::KeySpace::service)):
+    /// every request is decoded as `Req` and answered with `handler`'s result.
+    /// Malformed requests are answered with an `INVALID_ARGUMENT` error reply; the
+    /// handler never sees them.
+    pub fn serve<Req, Resp, F>(&self, key: &str, responder: &str, handler: F) -> Result<Declared, BusError>
+    where
+        Req: Message + Name + Default + 'static,
+        Resp: Message + Name + 'static,
+        F: Fn(Req) -> Result<Resp, ErrorReply> + Send + Sync + 'static,
+    {
+        let responder = responder.to_string();
+        let queryable = self.transport().declare_queryable(
+            key,
+            Arc::new(move |query: Query| {
+                let (id, result) = handle::<Req, Resp>(&query, &handler);
+                let bytes = reply_bytes(id, &responder, result, Resp::full_name());
+                if let Err(err) = query.reply(bytes) {
+                    tracing::warn!(%err, "could not send a reply");
+                }
+            }),
+        )?;
+        Ok(Declared::new(key.to_string(), queryable))
+    }
+
+    /// Calls the service at `key` with `request` and waits at most `timeout` for its
+    /// reply. Fails with [`BusError::Timeout`] naming the key when nobody answers,
+    /// and with [`BusError::Remote`] when the service answers with an error.
+    pub async fn request<Req, Resp>(&self, key: &str, request: &Req, timeout: Duration) -> Result<Resp, BusError>
+    where
+        Req: Message + Name,
+        Resp: Message + Name + Default,
+    {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let request_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let envelope = RequestEnvelope {
+            wire_version: u32::from(WIRE_VERSION),
+            request_id,
+            caller: String::new(),
+            body_type: Req::full_name(),
+            body: request.encode_to_vec(),
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let replies = self.transport().get(key, envelope.encode_to_vec(), timeout).await?;
+        let Some(first) = replies.first() else {
+            return Err(BusError::Timeout { key: key.to_string(), timeout });
+        };
+        let payload_error = |source| BusError::Payload { key: key.to_string(), source };
+        let reply = proto::decode::<ReplyEnvelope>(first).map_err(payload_error)?;
+        match reply.result {
+            Some(reply_envelope::Result::Body(body)) => proto::decode::<Resp>(&body).map_err(payload_error),
+            Some(reply_envelope::Result::Error(error)) => Err(BusError::Remote {
+                key: key.to_string(),
+                code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
+                message: error.message,
+            }),
+            None => Err(BusError::Query { key: key.to_string(), reason: "reply has neither body nor error".into() }),
+        }
+    }
+}

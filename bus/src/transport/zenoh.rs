@@ -1,0 +1,233 @@
+//! The Zenoh transport: one Zenoh session, plus a shared-memory pool that spike
+//! publishers lend their send buffers from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zenoh::qos::{CongestionControl, Reliability};
+use zenoh::shm::{AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder};
+use zenoh::{Session, Wait};
+
+use super::{
+    check_key_expr, BoxFuture, Declaration, Query, QueryHandler, RawPublisher, Received, SampleHandler, SendBuf,
+    Transport,
+};
+use crate::{BusConfig, BusError};
+
+/// A Zenoh session as an evospike transport.
+pub(crate) struct ZenohTransport {
+    session: Session,
+    shm: Option<Arc<ShmPool>>,
+}
+
+impl std::fmt::Debug for ZenohTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenohTransport").field("zid", &self.session.zid()).field("shm", &self.shm).finish()
+    }
+}
+
+struct ShmPool {
+    provider: ShmProvider<PosixShmProviderBackend>,
+    size: usize,
+}
+
+impl std::fmt::Debug for ShmPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmPool").field("size", &self.size).finish()
+    }
+}
+
+/// The pool's alignment, [`evospike_schemas::ALIGNMENT`]: the provider aligns every
+/// chunk to it, whatever the length asked for, so every loaned buffer can hold an
+/// archive read in place.
+fn pool_alignment() -> AllocAlignment {
+    const POW: u8 = evospike_schemas::ALIGNMENT.trailing_zeros() as u8;
+    AllocAlignment::new(POW).unwrap_or_default()
+}
+
+impl ZenohTransport {
+    pub(crate) async fn open(config: &BusConfig) -> Result<ZenohTransport, BusError> {
+        let open_error = |reason: String| BusError::Open {
+            transport: "zenoh",
+            connect: config.connect.clone(),
+            listen: config.listen.clone(),
+            reason,
+        };
+        let session = zenoh::open(config.to_zenoh()?).await.map_err(|err| open_error(err.to_string()))?;
+        let shm = if config.shared_memory {
+            let size = config.shm_pool_bytes.next_multiple_of(evospike_schemas::ALIGNMENT);
+            let provider = ShmProviderBuilder::default_backend((size, pool_alignment()))
+                .wait()
+                .map_err(|err| open_error(format!("shared-memory pool of {} bytes: {err}", config.shm_pool_bytes)))?;
+            Some(Arc::new(ShmPool { provider, size }))
+        } else {
+            None
+        };
+        Ok(ZenohTransport { session, shm })
+    }
+}
+
+#[derive(Debug)]
+struct Declared<T: Send + Sync>(#[allow(dead_code)] T);
+
+impl<T: Send + Sync + std::fmt::Debug> Declaration for Declared<T> {}
+
+struct ZenohPublisher {
+    key: String,
+    publisher: zenoh::pubsub::Publisher<'static>,
+    shm: Option<Arc<ShmPool>>,
+}
+
+impl std::fmt::Debug for ZenohPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenohPublisher").field("key", &self.key).field("shm", &self.shm.is_some()).finish()
+    }
+}
+
+impl RawPublisher for ZenohPublisher {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn loan(&self, len: usize) -> Result<SendBuf, BusError> {
+        let Some(pool) = self.shm.as_ref().filter(|pool| len > 0 && len <= pool.size) else {
+            // No pool, or a buffer the pool cannot hold: the network path.
+            return Ok(SendBuf::Vec(vec![0; len]));
+        };
+        pool.provider
+            .alloc(len)
+            // Block until receivers release buffers: back-pressure, never loss.
+            .with_policy::<BlockOn<GarbageCollect>>()
+            .wait()
+            .map(SendBuf::Shm)
+            .map_err(|err| BusError::ShmAlloc { key: self.key.clone(), len, pool: pool.size, reason: format!("{err:?}") })
+    }
+
+    fn put(&self, buf: SendBuf) -> Result<(), BusError> {
+        let result = match buf {
+            SendBuf::Shm(buf) => self.publisher.put(buf).wait(),
+            SendBuf::Vec(buf) => self.publisher.put(buf).wait(),
+            SendBuf::Heap(buf) => self.publisher.put(buf.as_slice().to_vec()).wait(),
+        };
+        result.map_err(|err| BusError::Publish { key: self.key.clone(), reason: err.to_string() })
+    }
+
+    fn has_subscribers(&self) -> Result<bool, BusError> {
+        self.publisher
+            .matching_status()
+            .wait()
+            .map(|status| status.matching())
+            .map_err(|err| BusError::Publish { key: self.key.clone(), reason: err.to_string() })
+    }
+}
+
+impl Transport for ZenohTransport {
+    fn name(&self) -> &'static str {
+        "zenoh"
+    }
+
+    fn declare_publisher(&self, key: &str) -> Result<Box<dyn RawPublisher>, BusError> {
+        check_key_expr("publisher", key)?;
+        let publisher = self
+            .session
+            .declare_publisher(key.to_string())
+            .congestion_control(CongestionControl::Block)
+            .reliability(Reliability::Reliable)
+            .wait()
+            .map_err(|err| BusError::Declare { what: "publisher", key: key.to_string(), reason: err.to_string() })?;
+        Ok(Box::new(ZenohPublisher { key: key.to_string(), publisher, shm: self.shm.clone() }))
+    }
+
+    fn declare_subscriber(&self, key_expr: &str, handler: SampleHandler) -> Result<Box<dyn Declaration>, BusError> {
+        check_key_expr("subscriber", key_expr)?;
+        let subscriber = self
+            .session
+            .declare_subscriber(key_expr.to_string())
+            .callback(move |sample| handler(Received::Zenoh(sample)))
+            .wait()
+            .map_err(|err| BusError::Declare { what: "subscriber", key: key_expr.to_string(), reason: err.to_string() })?;
+        Ok(Box::new(Declared(subscriber)))
+    }
+
+    fn declare_queryable(&self, key_expr: &str, handler: QueryHandler) -> Result<Box<dyn Declaration>, BusError> {
+        check_key_expr("queryable", key_expr)?;
+        let queryable = self
+            .session
+            .declare_queryable(key_expr.to_string())
+            .callback(move |query: zenoh::query::Query| {
+                let key = query.key_expr().as_str().to_string();
+                let payload = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                let reply_key = key.clone();
+                handler(Query::new(key, payload, move |bytes| {
+                    query
+                        .reply(query.key_expr().clone(), bytes)
+                        .wait()
+                        .map_err(|err| BusError::Query { key: reply_key, reason: err.to_string() })
+                }));
+            })
+            .wait()
+            .map_err(|err| BusError::Declare { what: "queryable", key: key_expr.to_string(), reason: err.to_string() })?;
+        Ok(Box::new(Declared(queryable)))
+    }
+
+    fn get<'a>(&'a self, key_expr: &'a str, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>> {
+        Box::pin(async move {
+            check_key_expr("query", key_expr)?;
+            let query_error = |reason: String| BusError::Query { key: key_expr.to_string(), reason };
+            let replies = self
+                .session
+                .get(key_expr.to_string())
+                .payload(payload)
+                .timeout(timeout)
+                .await
+                .map_err(|err| query_error(err.to_string()))?;
+            let mut out = Vec::new();
+            while let Ok(reply) = replies.recv_async().await {
+                match reply.result() {
+                    Ok(sample) => out.push(sample.payload().to_bytes().into_owned()),
+                    Err(err) => {
+                        let text = err.payload().try_to_string().map(|s| s.into_owned()).unwrap_or_default();
+                        // Zenoh reports the timeout itself as an error reply.
+                        if !text.to_ascii_lowercase().contains("timeout") {
+                            return Err(query_error(text));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn declare_token(&self, key: &str) -> Result<Box<dyn Declaration>, BusError> {
+        check_key_expr("liveliness token", key)?;
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(key.to_string())
+            .wait()
+            .map_err(|err| BusError::Declare { what: "liveliness token", key: key.to_string(), reason: err.to_string() })?;
+        Ok(Box::new(Declared(token)))
+    }
+
+    fn live_tokens<'a>(&'a self, key_expr: &'a str, timeout: Duration) -> BoxFuture<'a, Result<Vec<String>, BusError>> {
+        Box::pin(async move {
+            check_key_expr("liveliness query", key_expr)?;
+            let replies = self
+                .session
+                .liveliness()
+                .get(key_expr.to_string())
+                .timeout(timeout)
+                .await
+                .map_err(|err| BusError::Query { key: key_expr.to_string(), reason: err.to_string() })?;
+            let mut keys = Vec::new();
+            while let Ok(reply) = replies.recv_async().await {
+                if let Ok(sample) = reply.result() {
+                    keys.push(sample.key_expr().as_str().to_string());
+                }
+            }
+            keys.sort();
+            keys.dedup();
+            Ok(keys)
+        })
+    }
+}
