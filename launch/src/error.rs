@@ -19,8 +19,7 @@ pub struct LoadError {
     pub line: Option<usize>,
     /// Key path of the mistake inside the document, e.g. `nodes[2].respawn`.
     pub key: Option<String>,
-    /// What is wrong.
-    #[source]
+    /// What is wrong. (Already part of the message, so not reported as a source.)
     pub kind: LoadErrorKind,
 }
 

@@ -1,0 +1,168 @@
+//! Reading launch files into a [`LaunchPlan`].
+//!
+//! The steps for each file are: parse the YAML with positions, read `args:`
+//! (defaults, then the values the caller passed), expand `$(...)` in every
+//! other scalar, check the schema (unknown keys are errors), then follow
+//! `include:` recursively. Once every file is read, the whole launch is checked
+//! (unique names, known and acyclic `depends_on`) and filtered to one machine;
+//! only then are executables looked up, for the selected nodes. Nothing is
+//! started by this module.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::Spanned;
+
+use crate::error::{LoadError, LoadErrorKind};
+use crate::plan::{LaunchPlan, Readiness, RespawnPolicy, ShutdownTimeouts};
+use crate::schema::RawBus;
+
+use self::check::{check_dependencies, check_identifier, check_names, select_machine};
+
+/// Node names the launcher keeps for itself (its own log file is `launch.log`).
+const RESERVED_NAMES: &[&str] = &["launch"];
+
+/// What the caller of [`load`] decides rather than the file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Values for the root file's `args:` (`--arg k=v`).
+    pub args: BTreeMap<String, String>,
+    /// Start only the nodes labelled with this machine (`--machine M`).
+    pub machine: Option<String>,
+    /// The evospike executable that runs `kind:` nodes as `EXE run KIND`.
+    pub evospike_exe: Option<PathBuf>,
+}
+
+/// Reads, resolves and validates the launch file at `path`.
+///
+/// # Errors
+/// A [`LoadError`] naming the file, line and key of the first problem found.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LaunchPlan, LoadError> {
+    let env = |name: &str| std::env::var(name).ok();
+    load_with_env(path, options, &env)
+}
+
+/// [`load`] with an explicit environment lookup (for tests).
+pub(crate) fn load_with_env(
+    path: &Path,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LaunchPlan, LoadError> {
+    let mut loader = Loader {
+        env,
+        stack: Vec::new(),
+        nodes: Vec::new(),
+    };
+    let root = loader.read_file(path, &options.args, &Inherited::default())?;
+    let name = match root.name {
+        Some(name) => {
+            check_identifier(&name)
+                .map_err(|kind| LoadError::new(path, kind).at(line_of(name.span()), "name"))?;
+            name.deref().clone()
+        }
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "launch".to_owned()),
+    };
+    let nodes = loader.nodes;
+    check_names(&nodes)?;
+    check_dependencies(&nodes)?;
+    let selected = select_machine(path, nodes, options.machine.as_deref())?;
+    let selected_names: Vec<String> = selected.iter().map(|n| n.name.clone()).collect();
+    let nodes = selected
+        .into_iter()
+        .map(|n| n.finish(options, &selected_names, env))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(LaunchPlan {
+        name,
+        file: path.to_path_buf(),
+        machine: options.machine.clone(),
+        nodes,
+        shutdown: root.shutdown,
+    })
+}
+
+/// Settings a file (or an include entry) hands down to the nodes it contains.
+#[derive(Debug, Clone, Default)]
+struct Inherited {
+    namespace: Option<String>,
+    machine: Option<String>,
+    bus: RawBus,
+}
+
+/// What the root file contributes besides nodes.
+struct RootInfo {
+    name: Option<Spanned<String>>,
+    shutdown: ShutdownTimeouts,
+}
+
+struct Loader<'e> {
+    env: &'e dyn Fn(&str) -> Option<String>,
+    /// Canonical paths of the files being read, outermost first (for cycle errors).
+    stack: Vec<(PathBuf, PathBuf)>,
+    nodes: Vec<Collected>,
+}
+
+/// Where something was written: file, line, key path.
+#[derive(Debug, Clone)]
+struct Site {
+    file: PathBuf,
+    line: Option<usize>,
+    key: String,
+}
+
+impl Site {
+    fn error(&self, kind: LoadErrorKind) -> LoadError {
+        LoadError::new(&self.file, kind).at(self.line, self.key.clone())
+    }
+
+    fn display(&self) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
+    }
+}
+
+/// A node read from some file, not yet filtered or bound to an executable.
+#[derive(Debug)]
+struct Collected {
+    name: String,
+    site: Site,
+    namespace: String,
+    machine: Option<String>,
+    command: Command,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    respawn: RespawnPolicy,
+    depends_on: Vec<(String, Site)>,
+    readiness: Readiness,
+    required: bool,
+}
+
+#[derive(Debug)]
+enum Command {
+    Kind {
+        kind: String,
+        site: Site,
+    },
+    Exec {
+        program: String,
+        dir: PathBuf,
+        site: Site,
+    },
+}
+
+fn line_of(span: &marked_yaml::Span) -> Option<usize> {
+    span.start().map(|m| m.line())
+}
+
+mod check;
+mod file;
+mod node;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
