@@ -1,7 +1,8 @@
 //! The one error type plugin code returns.
 
 /// What went wrong inside a plugin. Every variant names the plugin.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PluginError {
     /// A setting of the plugin's config section is missing, has the wrong type or is out of range.

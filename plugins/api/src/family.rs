@@ -56,6 +56,11 @@ pub trait NeuronLayer: Send + std::fmt::Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Why the layer stopped working, if it did (e.g. an external plugin panicked
+    /// mid-step). A faulted layer outputs no spikes. Built-in layers never fault.
+    fn fault(&self) -> Option<&PluginError> {
+        None
+    }
 }
 
 /// A NEURON plugin: a factory of [`NeuronLayer`]s.
@@ -85,7 +90,7 @@ pub struct EncoderSpec {
 pub trait Encoder: Send + std::fmt::Debug {
     /// Output neurons (may differ from num_inputs, e.g. TAS uses 2 per input for ±1).
     fn num_outputs(&self) -> usize;
-    /// Start presenting a new sample (values normalised to [0,1] unless the encoder says otherwise).
+    /// Start presenting a new sample (values normalised to \[0,1\] unless the encoder says otherwise).
     fn set_sample(&mut self, values: &[f32]);
     /// Spikes for step `t` of the current sample into `spikes`. Must not allocate.
     fn encode_step(&mut self, t: u32, spikes: &mut SpikeWords);

@@ -16,7 +16,13 @@
 //!   the family view (`registry.neuron("LIFNeuron")` is
 //!   `registry.get(PluginType::Neuron, "LIFNeuron")?.as_neuron()`).
 //! * Built-in plugin crates register statically: each exports
-//!   `pub fn builtin_plugins() -> Vec<Box<dyn Plugin>>`.
+//!   `pub fn builtin_plugins() -> Vec<Box<dyn Plugin>>`, which the host collects.
+//! * External plugins are `cdylib` crates that call
+//!   [`export_plugin!`](crate::export_plugin) once; the macro implements the
+//!   versioned C ABI described in [`abi`] (one entry symbol, a `#[repr(C)]` header,
+//!   panic-catching shims). See docs/PLUGINS.md for the author's walk-through.
+//! * [`hooks`]: plugins add before / around / replace / after handlers at named
+//!   hook points from [`Plugin::register_hooks`].
 //!
 //! # Example
 //!
@@ -54,8 +60,11 @@
 //! assert_eq!(p.metadata().effective_priority(), Priority::MIDDLEWARE);
 //! ```
 
+pub mod abi;
 pub mod error;
+mod export;
 pub mod family;
+pub mod hooks;
 pub mod lifecycle;
 pub mod metadata;
 
@@ -64,6 +73,7 @@ pub use family::{
     spike_words_len, Encoder, EncoderPlugin, EncoderSpec, LayerSpec, NeuronLayer, NeuronPlugin,
     Params, PlasticityPlugin, PlasticityRule, RuleSpec, SpikeWords, WeightsMut,
 };
+pub use hooks::{HookData, HookHandler, HookKind, HookRegistrar};
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};
 pub use metadata::{Dependency, PluginMetadata, PluginType, Priority, UnknownPluginType};
 pub use semver;

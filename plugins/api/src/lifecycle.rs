@@ -11,6 +11,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::family::{EncoderPlugin, NeuronPlugin, PlasticityPlugin};
+use crate::hooks::HookRegistrar;
 use crate::metadata::{PluginMetadata, Priority};
 use crate::PluginError;
 
@@ -73,6 +74,13 @@ pub trait Plugin: Send + Sync + fmt::Debug {
 
     /// Stop serving (release what `activate` acquired). Default: nothing to stop.
     fn deactivate(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Register hook handlers (called by the host right after a successful
+    /// `activate`; the host removes them on `deactivate`). Default: none.
+    fn register_hooks(&self, hooks: &mut dyn HookRegistrar) -> Result<(), PluginError> {
+        let _ = hooks;
         Ok(())
     }
 
