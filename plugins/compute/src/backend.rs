@@ -1,0 +1,403 @@
+//! The compute backend trait and the pure-Rust CPU backend.
+//!
+//! A layer step needs one tensor operation that is worth accelerating: adding the
+//! weight rows of the presynaptic neurons that spiked into the postsynaptic input
+//! buffer ([`Backend::propagate`]). Elementwise neuron updates stay in the neuron
+//! models, where the compiler vectorises them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+
+use crate::{BackendError, ShapeError, Weights};
+
+/// A place where spikes are propagated through weights.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Short name for logs and errors (`cpu`, `arrayfire-cuda`, …).
+    fn name(&self) -> &'static str;
+
+    /// For every presynaptic neuron `j` in `active`, adds `scale * weights[j, :]` into
+    /// `out` (one entry per postsynaptic neuron). Must not allocate on the CPU side.
+    fn propagate(
+        &self,
+        weights: &Weights,
+        active: &[u32],
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<(), BackendError>;
+}
+
+/// Which device `DEVICE` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Device {
+    /// The host CPU.
+    Cpu,
+    /// An NVIDIA GPU through ArrayFire's CUDA backend.
+    Cuda,
+    /// A GPU (or other OpenCL device) through ArrayFire's OpenCL backend.
+    OpenCl,
+}
+
+impl Device {
+    /// The name used in `DEVICE`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::OpenCl => "opencl",
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Device {
+    type Err = BackendError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            "opencl" => Ok(Self::OpenCl),
+            _ => Err(BackendError::UnknownDevice {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Picks a backend from the environment.
+///
+/// * `EVOSPIKE_BACKEND` = `cpu` (pure Rust, the default) or `arrayfire`.
+/// * `DEVICE` = `cpu` (default), `cuda` or `opencl`: the ArrayFire device. Asking for
+///   `cuda` or `opencl` implies `EVOSPIKE_BACKEND=arrayfire`.
+///
+/// Without the `arrayfire` feature a GPU request is a [`BackendError::FeatureDisabled`]
+/// that says how to get it; with the feature but without `libaf` installed it is a
+/// [`BackendError::LibraryMissing`] that says how to install it.
+pub fn backend_from_env() -> Result<Box<dyn Backend>, BackendError> {
+    let backend = std::env::var("EVOSPIKE_BACKEND").ok();
+    let device = std::env::var("DEVICE").ok();
+    backend_from_vars(backend.as_deref(), device.as_deref())
+}
+
+/// [`backend_from_env`] with the two variables passed in.
+pub fn backend_from_vars(
+    backend: Option<&str>,
+    device: Option<&str>,
+) -> Result<Box<dyn Backend>, BackendError> {
+    let device: Device = device.unwrap_or("cpu").parse()?;
+    let use_arrayfire = match backend.map(|b| b.trim().to_ascii_lowercase()) {
+        None => device != Device::Cpu,
+        Some(b) if b.is_empty() => device != Device::Cpu,
+        Some(b) if b == "cpu" => {
+            if device != Device::Cpu {
+                return Err(BackendError::UnknownDevice {
+                    value: format!("{device} (EVOSPIKE_BACKEND=cpu runs only on the host CPU)"),
+                });
+            }
+            false
+        }
+        Some(b) if b == "arrayfire" => true,
+        Some(b) => {
+            return Err(BackendError::UnknownDevice {
+                value: format!("EVOSPIKE_BACKEND={b}; use cpu or arrayfire"),
+            })
+        }
+    };
+    if !use_arrayfire {
+        return Ok(Box::new(CpuBackend::new()?));
+    }
+    arrayfire_backend(device)
+}
+
+#[cfg(feature = "arrayfire")]
+fn arrayfire_backend(device: Device) -> Result<Box<dyn Backend>, BackendError> {
+    Ok(Box::new(crate::arrayfire::ArrayFireBackend::new(device)?))
+}
+
+#[cfg(not(feature = "arrayfire"))]
+fn arrayfire_backend(device: Device) -> Result<Box<dyn Backend>, BackendError> {
+    Err(BackendError::FeatureDisabled {
+        device: device.to_string(),
+    })
+}
+
+/// Below this many synaptic updates in one call, threads cost more than they save.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// The pure-Rust backend: event-driven, allocation-free, optionally multi-threaded.
+///
+/// Only the rows of spiking neurons are read. With more than one thread, a call whose
+/// work exceeds a threshold splits the *postsynaptic* range into chunks, one per
+/// thread, so no two threads write the same output and no reduction is needed.
+pub struct CpuBackend {
+    pool: Option<rayon::ThreadPool>,
+    threads: usize,
+}
+
+impl fmt::Debug for CpuBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CpuBackend")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl CpuBackend {
+    /// One thread per available core.
+    pub fn new() -> Result<Self, BackendError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::with_threads(threads)
+    }
+
+    /// Everything on the calling thread (what the single-thread benchmark uses).
+    pub fn single_threaded() -> Self {
+        Self {
+            pool: None,
+            threads: 1,
+        }
+    }
+
+    /// A backend with its own pool of `threads` workers (`0` or `1`: single-threaded).
+    pub fn with_threads(threads: usize) -> Result<Self, BackendError> {
+        if threads <= 1 {
+            return Ok(Self::single_threaded());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("evospike-cpu-{i}"))
+            .build()
+            .map_err(|e| BackendError::Device {
+                backend: "cpu",
+                operation: "start worker threads",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            pool: Some(pool),
+            threads,
+        })
+    }
+
+    /// Worker threads used for large calls.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn propagate(
+        &self,
+        weights: &Weights,
+        active: &[u32],
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<(), BackendError> {
+        check_shapes("cpu", weights, active, out)?;
+        let work = match weights {
+            Weights::Dense(d) => active.len() * d.cols(),
+            Weights::Csr(c) => active.len() * (c.nnz() / c.rows().max(1) + 1),
+        };
+        match &self.pool {
+            Some(pool) if work >= PARALLEL_MIN_WORK => {
+                let chunk = out
+                    .len()
+                    .div_ceil(self.threads)
+                    .next_multiple_of(16)
+                    .max(16);
+                pool.install(|| {
+                    out.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| {
+                        add_rows(weights, active, scale, i * chunk, part);
+                    });
+                });
+            }
+            _ => add_rows(weights, active, scale, 0, out),
+        }
+        Ok(())
+    }
+}
+
+/// Validates the buffers a backend is handed; shared by all backends.
+pub(crate) fn check_shapes(
+    backend: &'static str,
+    weights: &Weights,
+    active: &[u32],
+    out: &[f32],
+) -> Result<(), BackendError> {
+    if out.len() != weights.cols() {
+        return Err(BackendError::Shape {
+            backend,
+            source: ShapeError::Length {
+                what: "postsynaptic input buffer",
+                expected: weights.cols(),
+                got: out.len(),
+            },
+        });
+    }
+    if let Some(&j) = active.iter().find(|&&j| j as usize >= weights.rows()) {
+        return Err(BackendError::Shape {
+            backend,
+            source: ShapeError::Value {
+                what: "presynaptic index",
+                reason: format!("{j} is out of range for {} rows", weights.rows()),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Adds the active rows, restricted to columns `col0 .. col0 + out.len()`, into `out`.
+fn add_rows(weights: &Weights, active: &[u32], scale: f32, col0: usize, out: &mut [f32]) {
+    let col1 = col0 + out.len();
+    match weights {
+        Weights::Dense(d) => {
+            for &j in active {
+                let row = &d.row(j as usize)[col0..col1];
+                for (o, &w) in out.iter_mut().zip(row) {
+                    *o += scale * w;
+                }
+            }
+        }
+        Weights::Csr(c) => {
+            let whole = col0 == 0 && col1 == c.cols();
+            for &j in active {
+                let (mut cols, mut ws) = c.row(j as usize);
+                if !whole {
+                    let lo = cols.partition_point(|&k| (k as usize) < col0);
+                    let hi = cols.partition_point(|&k| (k as usize) < col1);
+                    cols = &cols[lo..hi];
+                    ws = &ws[lo..hi];
+                }
+                for (&k, &w) in cols.iter().zip(ws) {
+                    out[k as usize - col0] += scale * w;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CsrWeights, DenseWeights, FixedProbability, WeightInit};
+
+    fn reference(w: &DenseWeights, active: &[u32], scale: f32) -> Vec<f32> {
+        let mut out = vec![0.0; w.cols()];
+        for &j in active {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o += scale * w.values()[j as usize * w.cols() + k];
+            }
+        }
+        out
+    }
+
+    fn assert_close(a: &[f32], b: &[f32]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn dense_and_csr_agree_with_the_definition_serial_and_parallel() {
+        let csr = FixedProbability::new(0.3, 3)
+            .unwrap()
+            .connect(
+                700,
+                1500,
+                WeightInit::Uniform {
+                    low: -1.0,
+                    high: 1.0,
+                },
+            )
+            .unwrap();
+        let dense = csr.to_dense();
+        let active: Vec<u32> = (0..700).step_by(2).collect();
+        let expected = reference(&dense, &active, -0.5);
+        let parallel = CpuBackend::with_threads(2).unwrap();
+        for backend in [CpuBackend::single_threaded(), parallel] {
+            for w in [Weights::Dense(dense.clone()), Weights::Csr(csr.clone())] {
+                let mut out = vec![0.0; 1500];
+                backend.propagate(&w, &active, -0.5, &mut out).unwrap();
+                assert_close(&out, &expected);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn csr_and_dense_propagate_the_same(
+            rows in 1usize..40,
+            cols in 1usize..70,
+            p in 0.0f64..1.0,
+            seed in 0u64..1000,
+            active_mask in proptest::collection::vec(proptest::bool::ANY, 40),
+        ) {
+            let csr = FixedProbability::new(p, seed)
+                .unwrap()
+                .connect(rows, cols, WeightInit::Uniform { low: -2.0, high: 2.0 })
+                .unwrap();
+            let dense = csr.to_dense();
+            let active: Vec<u32> = (0..rows as u32).filter(|&j| active_mask[j as usize]).collect();
+            let expected = reference(&dense, &active, 1.5);
+            let b = CpuBackend::single_threaded();
+            for w in [Weights::Dense(dense.clone()), Weights::Csr(csr.clone())] {
+                let mut out = vec![0.0; cols];
+                b.propagate(&w, &active, 1.5, &mut out).unwrap();
+                assert_close(&out, &expected);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors_not_panics() {
+        let w =
+            Weights::Csr(CsrWeights::new(2, 2, vec![0, 1, 2], vec![0, 1], vec![1.0, 1.0]).unwrap());
+        let b = CpuBackend::single_threaded();
+        let err = b.propagate(&w, &[0], 1.0, &mut [0.0; 3]).unwrap_err();
+        assert!(
+            err.to_string().contains("expected length 2, got 3"),
+            "{err}"
+        );
+        let err = b.propagate(&w, &[2], 1.0, &mut [0.0; 2]).unwrap_err();
+        assert!(
+            err.to_string().contains("2 is out of range for 2 rows"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn device_parsing_and_selection() {
+        assert_eq!("CUDA".parse::<Device>().unwrap(), Device::Cuda);
+        assert!(matches!(
+            "tpu".parse::<Device>(),
+            Err(BackendError::UnknownDevice { .. })
+        ));
+        assert_eq!(backend_from_vars(None, None).unwrap().name(), "cpu");
+        assert_eq!(
+            backend_from_vars(Some("cpu"), Some("cpu")).unwrap().name(),
+            "cpu"
+        );
+        assert!(backend_from_vars(Some("cpu"), Some("cuda")).is_err());
+        assert!(backend_from_vars(Some("tpu"), None).is_err());
+    }
+
+    #[cfg(not(feature = "arrayfire"))]
+    #[test]
+    fn gpu_without_the_feature_says_how_to_get_it() {
+        let err = backend_from_vars(None, Some("cuda")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("AF_PATH") && text.contains("--features"),
+            "{text}"
+        );
+    }
+}

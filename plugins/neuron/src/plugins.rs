@@ -1,0 +1,305 @@
+//! The plugin objects: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`.
+//!
+//! Each is a [`Plugin`] and a [`NeuronPlugin`]. Its config section (given to
+//! `initialize`) holds default layer parameters; a [`LayerSpec`]'s `params`
+//! override them per layer. Both are validated with the same parser, so a bad
+//! value fails at `initialize` already, naming the key.
+
+use evospike_compute::params::merged;
+use evospike_compute::{ParamError, ParamReader, Params};
+use evospike_plugin_api::semver::Version;
+use evospike_plugin_api::{
+    LayerSpec, NeuronLayer, NeuronPlugin, Plugin, PluginConfig, PluginError, PluginMetadata,
+    PluginType,
+};
+
+use crate::izhikevich::{IzhikevichLayer, IzhikevichParams};
+use crate::lif::{LifLayer, LifParams};
+use crate::synchrony::{EntangledSynchronyLayer, SynchronyParams};
+
+/// This crate's version, as the plugins' version.
+pub(crate) fn crate_version() -> Version {
+    let part = |s: &str| s.parse().unwrap_or(0);
+    Version::new(
+        part(env!("CARGO_PKG_VERSION_MAJOR")),
+        part(env!("CARGO_PKG_VERSION_MINOR")),
+        part(env!("CARGO_PKG_VERSION_PATCH")),
+    )
+}
+
+/// Which model a [`BuiltinNeuron`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Model {
+    Lif,
+    Izhikevich,
+    Synchrony,
+}
+
+impl Model {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Lif => "LIFNeuron",
+            Self::Izhikevich => "IzhikevichNeuron",
+            Self::Synchrony => "EntangledSynchrony",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::Lif => "Leaky integrate-and-fire neurons, exact exponential integration, current-based synapses",
+            Self::Izhikevich => "Izhikevich (2003) neurons with presets RS, IB, CH, FS, LTS, TC, RZ",
+            Self::Synchrony => "LIF neurons with Kuramoto phase coupling gating their input (classical, not quantum)",
+        }
+    }
+
+    fn capability(self) -> &'static str {
+        match self {
+            Self::Lif => "lif",
+            Self::Izhikevich => "izhikevich",
+            Self::Synchrony => "kuramoto",
+        }
+    }
+
+    /// Parses parameters, rejecting unknown keys.
+    fn check(self, params: &Params) -> Result<(), ParamError> {
+        match self {
+            Self::Lif => LifParams::from_params(params).map(drop),
+            Self::Izhikevich => IzhikevichParams::from_params(params).map(drop),
+            Self::Synchrony => synchrony_params(params).map(drop),
+        }
+    }
+
+    fn build(self, spec: &LayerSpec, params: &Params) -> Result<Box<dyn NeuronLayer>, ParamError> {
+        let (n, dt) = (spec.num_neurons, spec.dt_ms);
+        Ok(match self {
+            Self::Lif => Box::new(LifLayer::new(
+                n,
+                dt,
+                LifParams::from_params(params)?,
+                spec.seed,
+            )?),
+            Self::Izhikevich => Box::new(IzhikevichLayer::new(
+                n,
+                dt,
+                IzhikevichParams::from_params(params)?,
+            )?),
+            Self::Synchrony => {
+                let (lif, sync) = synchrony_params(params)?;
+                Box::new(EntangledSynchronyLayer::new(n, dt, lif, sync, spec.seed)?)
+            }
+        })
+    }
+}
+
+fn synchrony_params(params: &Params) -> Result<(LifParams, SynchronyParams), ParamError> {
+    let r = ParamReader::new(params);
+    let lif = LifParams::read(&r)?;
+    let sync = SynchronyParams::read(&r)?;
+    r.finish()?;
+    Ok((lif, sync))
+}
+
+/// One of the built-in NEURON plugins.
+#[derive(Debug)]
+pub struct BuiltinNeuron {
+    meta: PluginMetadata,
+    model: Model,
+    defaults: Params,
+}
+
+impl BuiltinNeuron {
+    fn new(model: Model) -> Self {
+        let meta = PluginMetadata::new(model.name(), crate_version(), PluginType::Neuron)
+            .with_description(model.description())
+            .with_author("evospike")
+            .with_capability("neuron-layer")
+            .with_capability(model.capability());
+        Self {
+            meta,
+            model,
+            defaults: Params::new(),
+        }
+    }
+
+    /// `LIFNeuron`.
+    pub fn lif() -> Self {
+        Self::new(Model::Lif)
+    }
+
+    /// `IzhikevichNeuron`.
+    pub fn izhikevich() -> Self {
+        Self::new(Model::Izhikevich)
+    }
+
+    /// `EntangledSynchrony`.
+    pub fn entangled_synchrony() -> Self {
+        Self::new(Model::Synchrony)
+    }
+
+    fn param_error(&self, e: ParamError) -> PluginError {
+        PluginError::invalid_parameter(&self.meta.name, e.param, e.reason)
+    }
+}
+
+impl Plugin for BuiltinNeuron {
+    fn metadata(&self) -> &PluginMetadata {
+        &self.meta
+    }
+
+    /// The config holds default layer parameters (e.g. `tau_ms`, `preset`).
+    fn initialize(&mut self, config: &PluginConfig) -> Result<(), PluginError> {
+        self.model
+            .check(config)
+            .map_err(|e| PluginError::invalid_config(&self.meta.name, e.param, e.reason))?;
+        self.defaults = config.clone();
+        Ok(())
+    }
+
+    fn as_neuron(&self) -> Option<&dyn NeuronPlugin> {
+        Some(self)
+    }
+}
+
+impl NeuronPlugin for BuiltinNeuron {
+    fn create_layer(&self, spec: &LayerSpec) -> Result<Box<dyn NeuronLayer>, PluginError> {
+        if spec.num_neurons == 0 {
+            return Err(self.param_error(ParamError::new("num_neurons", "must be at least 1")));
+        }
+        if !(spec.dt_ms > 0.0 && spec.dt_ms.is_finite()) {
+            return Err(self.param_error(ParamError::new(
+                "dt_ms",
+                format!("must be > 0, got {}", spec.dt_ms),
+            )));
+        }
+        let params = merged(&self.defaults, &spec.params);
+        self.model
+            .build(spec, &params)
+            .map_err(|e| self.param_error(e))
+    }
+}
+
+/// The NEURON plugins of this crate, for static registration by the plugin host.
+pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
+    vec![
+        Box::new(BuiltinNeuron::lif()),
+        Box::new(BuiltinNeuron::izhikevich()),
+        Box::new(BuiltinNeuron::entangled_synchrony()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evospike_compute::spikes;
+    use serde_json::json;
+
+    fn spec(n: usize, params: serde_json::Value) -> LayerSpec {
+        LayerSpec {
+            num_neurons: n,
+            dt_ms: 0.1,
+            params: params.as_object().cloned().unwrap_or_default(),
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn the_seed_lif_check_get_by_type_and_name_initialize_activate() {
+        let mut plugins = builtin_plugins();
+        let lif = plugins
+            .iter_mut()
+            .find(|p| {
+                p.metadata().plugin_type == PluginType::Neuron && p.metadata().name == "LIFNeuron"
+            })
+            .expect("LIFNeuron is built in");
+        let mut cfg = PluginConfig::new();
+        cfg.insert("tau_ms".into(), json!(10.0));
+        lif.initialize(&cfg).unwrap();
+        lif.activate().unwrap();
+        let neuron = lif.as_neuron().expect("LIFNeuron is a neuron plugin");
+        let mut layer = neuron
+            .create_layer(&spec(3, json!({"i_bias_na": 30.0})))
+            .unwrap();
+        let mut s = vec![0u64; spikes::spike_words_len(3)];
+        let mut fired = 0;
+        for _ in 0..200 {
+            layer.step(&[0.0; 3], &mut s);
+            fired += spikes::count(&s);
+        }
+        assert!(fired > 0, "a driven LIF layer spikes");
+        assert_eq!(layer.state("v").map(<[f32]>::len), Some(3));
+    }
+
+    #[test]
+    fn names_types_and_family_views() {
+        let names: Vec<_> = builtin_plugins()
+            .iter()
+            .map(|p| p.metadata().name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["LIFNeuron", "IzhikevichNeuron", "EntangledSynchrony"]
+        );
+        for p in builtin_plugins() {
+            assert_eq!(p.metadata().plugin_type, PluginType::Neuron);
+            assert!(p.as_neuron().is_some() && p.as_encoder().is_none());
+        }
+    }
+
+    #[test]
+    fn every_model_builds_steps_and_exposes_state() {
+        for (p, state) in builtin_plugins().iter().zip(["v", "u", "phase"]) {
+            let mut layer = p
+                .as_neuron()
+                .unwrap()
+                .create_layer(&spec(70, json!({})))
+                .unwrap();
+            let mut s = vec![0u64; 2];
+            layer.step(&[1.0; 70], &mut s);
+            assert_eq!(
+                layer.state(state).map(<[f32]>::len),
+                Some(70),
+                "{}",
+                p.metadata().name
+            );
+            assert!(layer.state("nope").is_none());
+        }
+    }
+
+    #[test]
+    fn bad_config_and_params_name_the_plugin_and_key() {
+        let mut p = BuiltinNeuron::izhikevich();
+        let mut cfg = PluginConfig::new();
+        cfg.insert("preset".into(), json!("QQ"));
+        let err = p.initialize(&cfg).unwrap_err();
+        assert!(
+            matches!(&err, PluginError::InvalidConfig { key, .. } if key == "preset"),
+            "{err}"
+        );
+        let err = BuiltinNeuron::lif()
+            .create_layer(&spec(0, json!({})))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "plugin `LIFNeuron`: invalid parameter `num_neurons`: must be at least 1"
+        );
+        let err = BuiltinNeuron::entangled_synchrony()
+            .create_layer(&spec(4, json!({"kappa": 1})))
+            .unwrap_err();
+        assert!(
+            matches!(&err, PluginError::InvalidParameter { param, .. } if param == "kappa"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_defaults_apply_and_spec_params_override_them() {
+        let mut p = BuiltinNeuron::lif();
+        let mut cfg = PluginConfig::new();
+        cfg.insert("v_rest".into(), json!(-70.0));
+        p.initialize(&cfg).unwrap();
+        let a = p.create_layer(&spec(1, json!({}))).unwrap();
+        let b = p.create_layer(&spec(1, json!({"v_rest": -60.0}))).unwrap();
+        assert_eq!(a.state("v"), Some(&[-70.0f32][..]));
+        assert_eq!(b.state("v"), Some(&[-60.0f32][..]));
+    }
+}
