@@ -86,6 +86,29 @@ impl Bus {
         Ok(Declared::new(key.to_string(), queryable))
     }
 
+    /// Sends `request` to every service matching `key_expr` (wildcards allowed, e.g.
+    /// every node's health queryable) and returns each reply that arrived within
+    /// `timeout`, decoded, with its responder's name; an empty list when nobody answered.
+    pub async fn request_all<Req, Resp>(
+        &self,
+        key_expr: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Vec<(String, Result<Resp, BusError>)>, BusError>
+    where
+        Req: Message + Name,
+        Resp: Message + Name + Default,
+    {
+        let replies = self.transport().get(key_expr, envelope(request, timeout).encode_to_vec(), timeout).await?;
+        Ok(replies
+            .iter()
+            .map(|bytes| match proto::decode::<ReplyEnvelope>(bytes) {
+                Ok(reply) => (reply.responder.clone(), open_reply::<Resp>(key_expr, reply)),
+                Err(source) => (String::new(), Err(BusError::Payload { key: key_expr.to_string(), source })),
+            })
+            .collect())
+    }
+
     /// Calls the service at `key` with `request` and waits at most `timeout` for its
     /// reply. Fails with [`BusError::Timeout`] naming the key when nobody answers,
     /// and with [`BusError::Remote`] when the service answers with an error.
@@ -94,30 +117,38 @@ impl Bus {
         Req: Message + Name,
         Resp: Message + Name + Default,
     {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let request_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let envelope = RequestEnvelope {
-            wire_version: u32::from(WIRE_VERSION),
-            request_id,
-            caller: String::new(),
-            body_type: Req::full_name(),
-            body: request.encode_to_vec(),
-            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-        };
-        let replies = self.transport().get(key, envelope.encode_to_vec(), timeout).await?;
+        let replies = self.transport().get(key, envelope(request, timeout).encode_to_vec(), timeout).await?;
         let Some(first) = replies.first() else {
             return Err(BusError::Timeout { key: key.to_string(), timeout });
         };
-        let payload_error = |source| BusError::Payload { key: key.to_string(), source };
-        let reply = proto::decode::<ReplyEnvelope>(first).map_err(payload_error)?;
-        match reply.result {
-            Some(reply_envelope::Result::Body(body)) => proto::decode::<Resp>(&body).map_err(payload_error),
-            Some(reply_envelope::Result::Error(error)) => Err(BusError::Remote {
-                key: key.to_string(),
-                code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
-                message: error.message,
-            }),
-            None => Err(BusError::Query { key: key.to_string(), reason: "reply has neither body nor error".into() }),
+        let reply = proto::decode::<ReplyEnvelope>(first)
+            .map_err(|source| BusError::Payload { key: key.to_string(), source })?;
+        open_reply(key, reply)
+    }
+}
+
+fn envelope<Req: Message + Name>(request: &Req, timeout: Duration) -> RequestEnvelope {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    RequestEnvelope {
+        wire_version: u32::from(WIRE_VERSION),
+        request_id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        caller: String::new(),
+        body_type: Req::full_name(),
+        body: request.encode_to_vec(),
+        timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+fn open_reply<Resp: Message + Name + Default>(key: &str, reply: ReplyEnvelope) -> Result<Resp, BusError> {
+    match reply.result {
+        Some(reply_envelope::Result::Body(body)) => {
+            proto::decode::<Resp>(&body).map_err(|source| BusError::Payload { key: key.to_string(), source })
         }
+        Some(reply_envelope::Result::Error(error)) => Err(BusError::Remote {
+            key: key.to_string(),
+            code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
+            message: error.message,
+        }),
+        None => Err(BusError::Query { key: key.to_string(), reason: "reply has neither body nor error".into() }),
     }
 }

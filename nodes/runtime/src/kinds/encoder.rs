@@ -1,0 +1,106 @@
+//! `encoder`: reads a stimulus source, encodes each sample with an ENCODER plugin
+//! and publishes one spike tensor per time step.
+//!
+//! | param | default | meaning |
+//! |---|---|---|
+//! | `source` | `builtin:digits` | stimulus (see [`crate::stimulus`]) |
+//! | `encoder` | `RateEncoder` | ENCODER plugin |
+//! | `encoder_params` | `{}` | the encoder's parameters |
+//! | `steps_per_sample` | 20 | presentation window |
+//! | `dt_ms` | 1.0 | time step |
+//! | `seed` | 0 | seed of the encoder and generators |
+//! | `max_steps` | none | stop after this many steps (none: cycle forever) |
+//! | `steps_per_second` | 0 | pace (0: as fast as the pipeline takes them) |
+//! | `output` | `<name>/spikes` | topic |
+//! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use evospike_plugin_api::{EncoderSpec, PluginType};
+use evospike_schemas::proto::HealthState;
+use evospike_schemas::{SpikeBody, SpikeTensor};
+
+use crate::node::Node;
+use crate::{plugins, stimulus, NodeError};
+
+pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
+    let source: String = node.param("source", "builtin:digits".to_string())?;
+    let encoder_name: String = node.param("encoder", "RateEncoder".to_string())?;
+    let steps_per_sample: u32 = node.param("steps_per_sample", 20)?;
+    let dt_ms: f32 = node.param("dt_ms", 1.0)?;
+    let seed: u64 = node.param("seed", 0)?;
+    let max_steps: Option<u64> = node.param("max_steps", None)?;
+    let steps_per_second: f64 = node.param("steps_per_second", 0.0)?;
+    let output: String = node.param("output", format!("{}/spikes", node.name()))?;
+    let wait_s: f64 = node.param("wait_subscribers_s", 10.0)?;
+    if steps_per_sample == 0 {
+        return Err(NodeError::Param { name: "steps_per_sample".into(), reason: "must be at least 1".into() });
+    }
+
+    let samples = stimulus::load(&source, seed)?;
+    let num_inputs = samples.first().map_or(0, |s| s.values.len());
+    let mut manager = plugins::manager(&node)?;
+    plugins::activate(&mut manager, PluginType::Encoder, &encoder_name)?;
+    let spec = EncoderSpec {
+        num_inputs,
+        num_steps: steps_per_sample,
+        dt_ms,
+        params: node.param("encoder_params", serde_json::Map::new())?,
+        seed,
+    };
+    let mut encoder = manager
+        .registry()
+        .encoder(&encoder_name)
+        .ok_or_else(|| NodeError::Plugin(format!("{encoder_name} is not an ENCODER plugin")))?
+        .create_encoder(&spec)
+        .map_err(|err| NodeError::Plugin(err.to_string()))?;
+    node.set_plugin_health(plugins::health(&manager));
+
+    let mut publisher = node.spike_publisher(&output)?;
+    let mut tensor = SpikeTensor::zeros(node.name(), &[encoder.num_outputs() as u32])?;
+    tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
+    if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
+        return Ok(());
+    }
+    node.set_state(HealthState::Active);
+
+    let mut pace = (steps_per_second > 0.0).then(|| {
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / steps_per_second));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    let mut step = 0u64;
+    'run: for sample in samples.iter().cycle() {
+        encoder.set_sample(&sample.values);
+        for t in 0..steps_per_sample {
+            if max_steps.is_some_and(|max| step >= max) || node.stop_requested() {
+                break 'run;
+            }
+            if let Some(pace) = pace.as_mut() {
+                tokio::select! {
+                    _ = pace.tick() => {}
+                    () = node.stopped() => break 'run,
+                }
+            }
+            let SpikeBody::Bitset(words) = &mut tensor.body else {
+                unreachable!("SpikeTensor::zeros makes a bitset")
+            };
+            words.fill(0);
+            encoder.encode_step(t, words);
+            let active = words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
+            tensor.header.step = step;
+            publisher.publish(&mut tensor)?;
+            node.metrics().steps.fetch_add(1, Ordering::Relaxed);
+            node.metrics().spikes.fetch_add(active, Ordering::Relaxed);
+            step += 1;
+            if pace.is_none() && step % 64 == 0 {
+                // Free-running: let the runtime serve health queries and signals.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    tracing::info!(steps = step, "encoder done");
+    manager.stop_all();
+    Ok(())
+}

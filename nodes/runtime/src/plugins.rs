@@ -1,0 +1,84 @@
+//! The node's plugin manager: built-ins plus the plugins found in its plugin folders,
+//! configured from the node's `plugins` parameter and its launch-file plugin list.
+
+use evospike_plugin_api::{PluginStatus, PluginType};
+use evospike_plugin_host::{initialize_plugin_system, PluginManager, PluginSection, PluginsConfig};
+use evospike_schemas::proto::PluginHealth;
+use serde_json::Value;
+
+use crate::node::Node;
+use crate::NodeError;
+
+fn plugin_error(err: impl std::fmt::Display) -> NodeError {
+    NodeError::Plugin(err.to_string())
+}
+
+/// Plugin settings of a node: the `plugins` parameter (`{name: {enabled, ...}}`),
+/// then the launch file's plugin list (names, or objects with a `name`).
+fn plugins_config(node: &Node) -> Result<PluginsConfig, NodeError> {
+    let mut config = match node.params().get("plugins") {
+        Some(value) => PluginsConfig::from_plugins_value(value).map_err(plugin_error)?,
+        None => PluginsConfig::new(),
+    };
+    for entry in node.plugin_entries() {
+        match entry {
+            Value::String(_) => {}
+            Value::Object(map) => {
+                let name = map
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| NodeError::Config(format!("plugin entry {entry} has no \"name\"")))?;
+                let mut settings = map.clone();
+                settings.remove("name");
+                let enabled = match settings.remove("enabled") {
+                    None => true,
+                    Some(Value::Bool(enabled)) => enabled,
+                    Some(other) => {
+                        return Err(NodeError::Config(format!("plugin {name}: enabled must be true or false, got {other}")))
+                    }
+                };
+                config.set(name, PluginSection { enabled, settings });
+            }
+            other => return Err(NodeError::Config(format!("plugin entry {other} must be a name or a mapping"))),
+        }
+    }
+    Ok(config)
+}
+
+/// Registers built-in and external plugins and applies the node's plugin settings.
+pub(crate) fn manager(node: &Node) -> Result<PluginManager, NodeError> {
+    let mut manager = initialize_plugin_system(node.plugin_dirs()).map_err(plugin_error)?;
+    for err in manager.load_errors() {
+        tracing::warn!(%err, "external plugin not loaded");
+    }
+    manager.set_config(plugins_config(node)?).map_err(plugin_error)?;
+    Ok(manager)
+}
+
+/// Initializes and activates one plugin (a no-op for a plugin already active).
+pub(crate) fn activate(manager: &mut PluginManager, plugin_type: PluginType, name: &str) -> Result<(), NodeError> {
+    manager.initialize_plugin(plugin_type, name).map_err(plugin_error)?;
+    manager.activate_plugin(plugin_type, name).map_err(plugin_error)
+}
+
+/// The health of the active plugins, for the node's health reply.
+pub(crate) fn health(manager: &PluginManager) -> Vec<PluginHealth> {
+    manager
+        .health_all()
+        .into_iter()
+        .filter(|report| report.status != PluginStatus::Discovered)
+        .map(|report| PluginHealth {
+            name: report.name.clone(),
+            plugin_type: manager
+                .registry()
+                .find_name(&report.name)
+                .map(|e| e.metadata().plugin_type.to_string())
+                .unwrap_or_default(),
+            status: report.status.to_string(),
+            version: report.version.to_string(),
+            priority: report.priority.0,
+            enabled: report.enabled,
+            detail: format!("{:?}", report.state),
+        })
+        .collect()
+}
