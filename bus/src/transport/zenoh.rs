@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use zenoh::qos::{CongestionControl, Reliability};
+use zenoh::query::{ConsolidationMode, QueryTarget};
 use zenoh::shm::{AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder};
 use zenoh::{Session, Wait};
 
@@ -177,6 +178,9 @@ impl Transport for ZenohTransport {
             let replies = self
                 .session
                 .get(key_expr.to_string())
+                // Every matching queryable answers (e.g. every node's health), unmerged.
+                .target(QueryTarget::All)
+                .consolidation(ConsolidationMode::None)
                 .payload(payload)
                 .timeout(timeout)
                 .await

@@ -28,7 +28,10 @@ pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
         return None;
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
     // Zenoh's own events are not forwarded: publishing them would log again.
     let bus_filter = tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("zenoh"));
     let registry = tracing_subscriber::registry().with(filter).with(stderr).with(BusLayer.with_filter(bus_filter));

@@ -32,6 +32,18 @@ pub fn loopback_endpoint() -> String {
     format!("tcp/127.0.0.1:{}", free_port())
 }
 
+/// A binary of this workspace, built next to the running test executable
+/// (`target/<profile>/<name>`). `cargo test --workspace` builds every binary
+/// whose package has tests; the panic says what to build otherwise.
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("path of the test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(std::path::Path::parent).expect("test executable inside target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build it with `cargo build -p {name}`", path.display());
+    path
+}
+
 /// Waits until `condition` holds, checking every few milliseconds; `Err` with the
 /// elapsed time when `timeout` passes first.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<(), Duration> {

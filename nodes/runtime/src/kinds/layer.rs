@@ -12,7 +12,7 @@
 //! | `inputs` | required | list of `{topic, p, weight, target, delay, seed}` |
 //! | `plasticity` | `[]` | list of `{plugin, input, params}` (input: index into `inputs`) |
 //! | `dt_ms` | 1.0 | time step |
-//! | `max_steps` | none | stop after computing this many steps |
+//! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
 //! | `output` | `<name>/spikes` | topic |
 //! | `max_lag` | 64 | steps an input may run ahead (queue bound) |
 //! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
@@ -160,7 +160,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let mut out = SpikeTensor::zeros(node.name(), &[size as u32])?;
     let mut deliveries: Vec<Option<Delivery>> = (0..wired.len()).map(|_| None).collect();
     let mut t = start;
-    while max_steps.is_none_or(|max| t - start < max) {
+    while max_steps.is_none_or(|max| t < max) {
         for (w, slot) in wired.iter_mut().zip(deliveries.iter_mut()) {
             match w.input.take(t, &node, node.metrics()).await? {
                 Some(delivery) => *slot = Some(delivery),

@@ -12,7 +12,7 @@
 //! | `input` | required | topic of the layer to read |
 //! | `classes` | 10 | number of classes |
 //! | `steps_per_sample` | 20 | window |
-//! | `max_steps` | none | stop after this many steps |
+//! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
 //! | `output` | `<name>/scores` | topic |
 //! | `max_lag` | 64 | steps the input may run ahead |
 
@@ -46,7 +46,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let mut counts = vec![0u32; classes];
     let mut scores = SpikeTensor::builder(node.name()).shape([classes as u32]).analog(vec![0.0; classes])?;
     let mut t = start;
-    while max_steps.is_none_or(|max| t - start < max) {
+    while max_steps.is_none_or(|max| t < max) {
         let Some(delivery) = input.take(t, &node, node.metrics()).await? else { break };
         if let Delivery::Tensor(msg) = &delivery {
             let view = msg.view();
