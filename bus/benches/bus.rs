@@ -14,8 +14,8 @@
 //!
 //! The bench spawns itself as the second process (`EVOSPIKE_BENCH_ROLE`).
 
-use std::process::{Child, Command, Stdio};
 use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use evospike_bus::{Bus, BusConfig};
@@ -84,7 +84,13 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(imp: Impl, session: Option<&zenoh::Session>, bus: Option<&Bus>, key: &str, bytes: usize) -> Sender {
+    fn new(
+        imp: Impl,
+        session: Option<&zenoh::Session>,
+        bus: Option<&Bus>,
+        key: &str,
+        bytes: usize,
+    ) -> Sender {
         let tensor = tensor(bytes);
         let payload = tensor.to_aligned_bytes().to_vec();
         match imp {
@@ -96,14 +102,30 @@ impl Sender {
                     .wait()
                     .expect("declare publisher");
                 let alignment = AllocAlignment::new(4).expect("16-byte alignment");
-                let provider = ShmProviderBuilder::default_backend((POOL, alignment)).wait().expect("shm pool");
-                Sender { imp, raw_pub: Some(raw_pub), provider: Some(provider), payload, spike_pub: None, tensor }
+                let provider = ShmProviderBuilder::default_backend((POOL, alignment))
+                    .wait()
+                    .expect("shm pool");
+                Sender {
+                    imp,
+                    raw_pub: Some(raw_pub),
+                    provider: Some(provider),
+                    payload,
+                    spike_pub: None,
+                    tensor,
+                }
             }
             Impl::Evospike => {
                 let bus = bus.expect("evospike sender needs a bus");
                 let topic = key.rsplit('/').next().expect("key has a topic");
                 let spike_pub = bus.spike_publisher(topic).expect("spike publisher");
-                Sender { imp, raw_pub: None, provider: None, payload, spike_pub: Some(spike_pub), tensor }
+                Sender {
+                    imp,
+                    raw_pub: None,
+                    provider: None,
+                    payload,
+                    spike_pub: Some(spike_pub),
+                    tensor,
+                }
             }
         }
     }
@@ -122,10 +144,19 @@ impl Sender {
                     .wait()
                     .expect("shm alloc");
                 buf.copy_from_slice(&self.payload);
-                self.raw_pub.as_ref().expect("raw").put(buf).wait().expect("put");
+                self.raw_pub
+                    .as_ref()
+                    .expect("raw")
+                    .put(buf)
+                    .wait()
+                    .expect("put");
             }
             Impl::Evospike => {
-                self.spike_pub.as_mut().expect("evospike").publish(&mut self.tensor).expect("publish");
+                self.spike_pub
+                    .as_mut()
+                    .expect("evospike")
+                    .publish(&mut self.tensor)
+                    .expect("publish");
             }
         }
     }
@@ -134,9 +165,21 @@ impl Sender {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let matched = match self.imp {
-                Impl::Raw => self.raw_pub.as_ref().expect("raw").matching_status().wait().expect("status").matching(),
+                Impl::Raw => self
+                    .raw_pub
+                    .as_ref()
+                    .expect("raw")
+                    .matching_status()
+                    .wait()
+                    .expect("status")
+                    .matching(),
                 Impl::Evospike => rt
-                    .block_on(self.spike_pub.as_ref().expect("evospike").wait_for_subscribers(Duration::from_millis(10)))
+                    .block_on(
+                        self.spike_pub
+                            .as_ref()
+                            .expect("evospike")
+                            .wait_for_subscribers(Duration::from_millis(10)),
+                    )
                     .expect("matching"),
             };
             if matched {
@@ -157,10 +200,20 @@ enum Receiver {
 impl Receiver {
     fn new(imp: Impl, session: Option<&zenoh::Session>, bus: Option<&Bus>, key: &str) -> Receiver {
         match imp {
-            Impl::Raw => Receiver::Raw(session.expect("session").declare_subscriber(key.to_string()).wait().expect("subscriber")),
+            Impl::Raw => Receiver::Raw(
+                session
+                    .expect("session")
+                    .declare_subscriber(key.to_string())
+                    .wait()
+                    .expect("subscriber"),
+            ),
             Impl::Evospike => {
                 let topic = key.rsplit('/').next().expect("topic");
-                Receiver::Evospike(bus.expect("bus").spike_subscriber(topic).expect("subscriber"))
+                Receiver::Evospike(
+                    bus.expect("bus")
+                        .spike_subscriber(topic)
+                        .expect("subscriber"),
+                )
             }
         }
     }
@@ -189,15 +242,29 @@ struct Endpoints {
 }
 
 fn open(imp: Impl, config: BusConfig) -> Endpoints {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     match imp {
         Impl::Raw => {
-            let session = zenoh::open(config.to_zenoh().expect("config")).wait().expect("open zenoh");
-            Endpoints { session: Some(session), bus: None, rt }
+            let session = zenoh::open(config.to_zenoh().expect("config"))
+                .wait()
+                .expect("open zenoh");
+            Endpoints {
+                session: Some(session),
+                bus: None,
+                rt,
+            }
         }
         Impl::Evospike => {
             let bus = rt.block_on(Bus::open(config)).expect("open bus");
-            Endpoints { session: None, bus: Some(bus), rt }
+            Endpoints {
+                session: None,
+                bus: Some(bus),
+                rt,
+            }
         }
     }
 }
@@ -206,14 +273,20 @@ fn open(imp: Impl, config: BusConfig) -> Endpoints {
 /// `echo` answers every ping with a fresh message of the same size.
 fn child(role: &str) {
     let args: Vec<String> = std::env::args().collect();
-    let find = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].clone()).expect(flag);
+    let find = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args[i + 1].clone())
+            .expect(flag)
+    };
     let imp = Impl::parse(&find("--impl"));
     let count: usize = find("--count").parse().expect("count");
     let bytes: usize = find("--bytes").parse().expect("bytes");
     let endpoint = find("--listen");
     let ends = open(imp, config(Some(&endpoint), None));
     let receiver = Receiver::new(imp, ends.session.as_ref(), ends.bus.as_ref(), DATA);
-    let mut pong = (role == "echo").then(|| Sender::new(imp, ends.session.as_ref(), ends.bus.as_ref(), PONG, bytes));
+    let mut pong = (role == "echo")
+        .then(|| Sender::new(imp, ends.session.as_ref(), ends.bus.as_ref(), PONG, bytes));
     println!("ready");
     if let Some(pong) = &pong {
         // The first pong must not race the pinger's subscription.
@@ -241,7 +314,14 @@ impl Peer {
     fn spawn(role: &str, imp: Impl, count: usize, bytes: usize, endpoint: &str) -> Peer {
         let mut child = Command::new(std::env::current_exe().expect("current exe"))
             .env(ROLE_ENV, role)
-            .args(["--impl", imp.name(), "--count", &count.to_string(), "--bytes", &bytes.to_string()])
+            .args([
+                "--impl",
+                imp.name(),
+                "--count",
+                &count.to_string(),
+                "--bytes",
+                &bytes.to_string(),
+            ])
             .args(["--listen", endpoint])
             .stdout(Stdio::piped())
             .spawn()
@@ -255,12 +335,20 @@ impl Peer {
     fn finish(mut self) -> f64 {
         let line = self.lines.next().expect("peer result").expect("peer line");
         let _ = self.child.wait();
-        line.split_whitespace().nth(1).expect("elapsed").parse().expect("elapsed seconds")
+        line.split_whitespace()
+            .nth(1)
+            .expect("elapsed")
+            .parse()
+            .expect("elapsed seconds")
     }
 }
 
 fn free_endpoint() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     format!("tcp/127.0.0.1:{port}")
 }
 
@@ -277,7 +365,11 @@ fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, f64, usize) {
     let elapsed = peer.finish();
     // The peer times from the first message to the last: count - 1 intervals.
     let rate = (count - 1) as f64 / elapsed;
-    (rate, rate * sender.payload_len() as f64 / 1e9, sender.payload_len())
+    (
+        rate,
+        rate * sender.payload_len() as f64 / 1e9,
+        sender.payload_len(),
+    )
 }
 
 /// Round-trip times in microseconds, sorted.
@@ -325,7 +417,13 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let sizes: [(usize, usize); 5] = [(64, 200_000), (4 << 10, 100_000), (64 << 10, 20_000), (1 << 20, 2_000), (16 << 20, 200)];
+    let sizes: [(usize, usize); 5] = [
+        (64, 200_000),
+        (4 << 10, 100_000),
+        (64 << 10, 20_000),
+        (1 << 20, 2_000),
+        (16 << 20, 200),
+    ];
     println!("## Throughput (two processes, shared memory)\n");
     println!("| payload | raw msgs/s | raw GB/s | evospike msgs/s | evospike GB/s | ratio |");
     println!("|---|---|---|---|---|---|");
@@ -339,12 +437,19 @@ fn main() {
         );
     }
     println!("\n## Ping-pong round trip (µs)\n");
-    println!("| payload | raw p50 | raw p99 | evospike p50 | evospike p99 | ratio p50 | ratio p99 |");
+    println!(
+        "| payload | raw p50 | raw p99 | evospike p50 | evospike p99 | ratio p50 | ratio p99 |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (bytes, count) in [(64usize, 20_000usize), (1 << 20, 2_000)] {
         let raw = ping_pong(Impl::Raw, bytes, count);
         let evo = ping_pong(Impl::Evospike, bytes, count);
-        let (r50, r99, e50, e99) = (percentile(&raw, 0.5), percentile(&raw, 0.99), percentile(&evo, 0.5), percentile(&evo, 0.99));
+        let (r50, r99, e50, e99) = (
+            percentile(&raw, 0.5),
+            percentile(&raw, 0.99),
+            percentile(&evo, 0.5),
+            percentile(&evo, 0.99),
+        );
         println!(
             "| {} | {r50:.1} | {r99:.1} | {e50:.1} | {e99:.1} | {:.2} | {:.2} |",
             human(bytes),

@@ -38,7 +38,9 @@ impl Subscription {
     }
 
     fn closed(&self) -> BusError {
-        BusError::Closed { key: self.key_expr.clone() }
+        BusError::Closed {
+            key: self.key_expr.clone(),
+        }
     }
 
     /// Waits for the next sample.
@@ -75,7 +77,10 @@ pub struct Declared {
 
 impl Declared {
     pub(crate) fn new(key: String, declaration: Box<dyn Declaration>) -> Declared {
-        Declared { key, _declaration: declaration }
+        Declared {
+            key,
+            _declaration: declaration,
+        }
     }
 
     /// The declared key expression.
@@ -95,7 +100,14 @@ impl Bus {
             TransportKind::Zenoh => Box::new(ZenohTransport::open(&config).await?),
             TransportKind::Local => Box::new(LocalTransport::open(&config.local_domain)),
         };
-        Ok(Bus { inner: Arc::new(Inner { transport, keys, config, stats: Arc::default() }) })
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                transport,
+                keys,
+                config,
+                stats: Arc::default(),
+            }),
+        })
     }
 
     /// The key layout of this bus's namespace.
@@ -132,7 +144,11 @@ impl Bus {
             let _ = tx.send(sample);
         });
         let declaration = self.inner.transport.declare_subscriber(key_expr, handler)?;
-        Ok(Subscription { key_expr: key_expr.to_string(), rx, _declaration: declaration })
+        Ok(Subscription {
+            key_expr: key_expr.to_string(),
+            rx,
+            _declaration: declaration,
+        })
     }
 
     /// A spike tensor publisher on topic `name`.
@@ -145,11 +161,17 @@ impl Bus {
     /// after the topic prefix, e.g. `layer*/spikes`).
     pub fn spike_subscriber(&self, topic: &str) -> Result<SpikeSubscriber, BusError> {
         let key = format!("{}/topic/{topic}", self.key_prefix());
-        Ok(SpikeSubscriber::new(self.subscribe_raw(&key)?, self.inner.stats.clone()))
+        Ok(SpikeSubscriber::new(
+            self.subscribe_raw(&key)?,
+            self.inner.stats.clone(),
+        ))
     }
 
     /// A publisher of protobuf messages on a full key (see [`KeySpace`]).
-    pub fn message_publisher<M: prost::Message + prost::Name>(&self, key: &str) -> Result<MessagePublisher<M>, BusError> {
+    pub fn message_publisher<M: prost::Message + prost::Name>(
+        &self,
+        key: &str,
+    ) -> Result<MessagePublisher<M>, BusError> {
         Ok(MessagePublisher::new(self.raw_publisher(key)?))
     }
 
@@ -170,7 +192,11 @@ impl Bus {
 
     /// Names of the nodes alive in this namespace, sorted.
     pub async fn nodes(&self, timeout: Duration) -> Result<Vec<String>, BusError> {
-        let keys = self.inner.transport.live_tokens(&self.keys().all_nodes(), timeout).await?;
+        let keys = self
+            .inner
+            .transport
+            .live_tokens(&self.keys().all_nodes(), timeout)
+            .await?;
         Ok(keys
             .iter()
             .filter_map(|key| match self.keys().parse(key) {
@@ -178,6 +204,13 @@ impl Bus {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Waits until receivers have released every buffer this session sent, or
+    /// `timeout` passes (`Ok(false)`). Call it before the process exits: shared
+    /// memory dies with its process, and with it messages not yet read.
+    pub async fn flush(&self, timeout: Duration) -> Result<bool, BusError> {
+        self.inner.transport.flush(timeout).await
     }
 
     pub(crate) fn transport(&self) -> &dyn Transport {

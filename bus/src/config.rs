@@ -47,7 +47,9 @@ impl std::str::FromStr for Mode {
             "peer" => Ok(Mode::Peer),
             "client" => Ok(Mode::Client),
             "router" => Ok(Mode::Router),
-            other => Err(BusError::Config(format!("unknown mode {other:?} (expected peer, client or router)"))),
+            other => Err(BusError::Config(format!(
+                "unknown mode {other:?} (expected peer, client or router)"
+            ))),
         }
     }
 }
@@ -135,18 +137,31 @@ pub mod env {
 }
 
 fn split_list(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl BusConfig {
     /// An in-process bus in `domain` (for tests and single-process runs).
     pub fn local(domain: &str) -> BusConfig {
-        BusConfig { transport: TransportKind::Local, local_domain: domain.to_string(), ..BusConfig::default() }
+        BusConfig {
+            transport: TransportKind::Local,
+            local_domain: domain.to_string(),
+            ..BusConfig::default()
+        }
     }
 
     /// A Zenoh peer that listens on `listen` and connects to `connect`.
     pub fn peer(listen: &[String], connect: &[String]) -> BusConfig {
-        BusConfig { listen: listen.to_vec(), connect: connect.to_vec(), ..BusConfig::default() }
+        BusConfig {
+            listen: listen.to_vec(),
+            connect: connect.to_vec(),
+            ..BusConfig::default()
+        }
     }
 
     /// The defaults, overridden by the `EVOSPIKE_BUS_*` and `EVOSPIKE_NAMESPACE`
@@ -203,7 +218,10 @@ impl BusConfig {
         if !self.connect.is_empty() {
             // Fail instead of retrying forever in the background: a wrong endpoint is
             // reported at open, naming the endpoint.
-            set("connect/timeout_ms", json(&(self.connect_timeout.as_millis() as u64)))?;
+            set(
+                "connect/timeout_ms",
+                json(&(self.connect_timeout.as_millis() as u64)),
+            )?;
             set("connect/exit_on_failure", json(&true))?;
         }
         Ok(config)
@@ -225,8 +243,14 @@ mod tests {
         assert!(!config.multicast_scouting);
         assert!(config.shared_memory);
         let zenoh = config.to_zenoh().unwrap();
-        assert_eq!(zenoh.get_json("scouting/multicast/enabled").unwrap(), "false");
-        assert_eq!(zenoh.get_json("transport/shared_memory/enabled").unwrap(), "true");
+        assert_eq!(
+            zenoh.get_json("scouting/multicast/enabled").unwrap(),
+            "false"
+        );
+        assert_eq!(
+            zenoh.get_json("transport/shared_memory/enabled").unwrap(),
+            "true"
+        );
     }
 
     #[test]
@@ -238,17 +262,26 @@ mod tests {
             (env::NAMESPACE, "lab"),
         ];
         let config = BusConfig::default()
-            .with_env(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+            .with_env(|name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
             .unwrap();
         assert_eq!(config.mode, Mode::Client);
-        assert_eq!(config.connect, vec!["tcp/127.0.0.1:7447", "tcp/127.0.0.1:7448"]);
+        assert_eq!(
+            config.connect,
+            vec!["tcp/127.0.0.1:7447", "tcp/127.0.0.1:7448"]
+        );
         assert!(!config.shared_memory);
         assert_eq!(config.namespace, "lab");
     }
 
     #[test]
     fn bad_mode_is_a_config_error() {
-        let err = BusConfig::default().with_env(|n| (n == env::MODE).then(|| "boss".to_string())).unwrap_err();
+        let err = BusConfig::default()
+            .with_env(|n| (n == env::MODE).then(|| "boss".to_string()))
+            .unwrap_err();
         assert!(err.to_string().contains("boss"), "{err}");
     }
 }

@@ -51,7 +51,9 @@ pub enum BusError {
         reason: String,
     },
     /// A shared-memory buffer could not be allocated.
-    #[error("cannot allocate a {len}-byte shared-memory buffer for {key} (pool {pool} bytes): {reason}")]
+    #[error(
+        "cannot allocate a {len}-byte shared-memory buffer for {key} (pool {pool} bytes): {reason}"
+    )]
     ShmAlloc {
         /// Key of the publisher.
         key: String,

@@ -45,7 +45,11 @@ pub enum KeyKind<'a> {
 }
 
 fn check_segment(what: &'static str, name: &str, allow_slash: bool) -> Result<(), BusError> {
-    let invalid = |reason| BusError::InvalidName { what, name: name.to_string(), reason };
+    let invalid = |reason| BusError::InvalidName {
+        what,
+        name: name.to_string(),
+        reason,
+    };
     if name.is_empty() {
         return Err(invalid("empty"));
     }
@@ -68,7 +72,9 @@ impl KeySpace {
     /// The key space of namespace `namespace` (a single segment such as `default`).
     pub fn new(namespace: &str) -> Result<KeySpace, BusError> {
         check_segment("namespace", namespace, false)?;
-        Ok(KeySpace { prefix: format!("{ROOT}/{namespace}") })
+        Ok(KeySpace {
+            prefix: format!("{ROOT}/{namespace}"),
+        })
     }
 
     /// The namespace.
@@ -155,8 +161,14 @@ mod tests {
     #[test]
     fn layout_matches_the_architecture() {
         let keys = KeySpace::new("lab").unwrap();
-        assert_eq!(keys.topic("layer1/spikes").unwrap(), "evospike/lab/topic/layer1/spikes");
-        assert_eq!(keys.service("registry", "get").unwrap(), "evospike/lab/svc/registry/get");
+        assert_eq!(
+            keys.topic("layer1/spikes").unwrap(),
+            "evospike/lab/topic/layer1/spikes"
+        );
+        assert_eq!(
+            keys.service("registry", "get").unwrap(),
+            "evospike/lab/svc/registry/get"
+        );
         assert_eq!(keys.log("enc").unwrap(), "evospike/lab/log/enc");
         assert_eq!(keys.metric("enc").unwrap(), "evospike/lab/metric/enc");
         assert_eq!(keys.health("enc").unwrap(), "evospike/lab/health/enc");
@@ -170,7 +182,13 @@ mod tests {
         let topic = keys.topic("a/b").unwrap();
         assert_eq!(keys.parse(&topic), Some(KeyKind::Topic("a/b")));
         let svc = keys.service("s", "m").unwrap();
-        assert_eq!(keys.parse(&svc), Some(KeyKind::Service { service: "s", method: "m" }));
+        assert_eq!(
+            keys.parse(&svc),
+            Some(KeyKind::Service {
+                service: "s",
+                method: "m"
+            })
+        );
         assert_eq!(keys.parse("evospike/other/topic/x"), None);
     }
 

@@ -17,7 +17,10 @@ pub struct MessagePublisher<M> {
 
 impl<M: prost::Message + prost::Name> MessagePublisher<M> {
     pub(crate) fn new(raw: Box<dyn RawPublisher>) -> Self {
-        MessagePublisher { raw, _type: PhantomData }
+        MessagePublisher {
+            raw,
+            _type: PhantomData,
+        }
     }
 
     /// The key it publishes on.
@@ -35,7 +38,10 @@ impl<M: prost::Message + prost::Name> MessagePublisher<M> {
         let mut buf = self.raw.loan(message.encoded_len())?;
         message
             .encode(&mut &mut buf[..])
-            .map_err(|err| BusError::Publish { key: self.key().to_string(), reason: err.to_string() })?;
+            .map_err(|err| BusError::Publish {
+                key: self.key().to_string(),
+                reason: err.to_string(),
+            })?;
         self.raw.put(buf)
     }
 }
@@ -58,7 +64,10 @@ pub struct Keyed<M> {
 
 impl<M: prost::Message + prost::Name + Default> MessageSubscriber<M> {
     pub(crate) fn new(inner: Subscription) -> Self {
-        MessageSubscriber { inner, _type: PhantomData }
+        MessageSubscriber {
+            inner,
+            _type: PhantomData,
+        }
     }
 
     /// The key expression it listens to.
@@ -90,6 +99,9 @@ impl<M: prost::Message + prost::Name + Default> MessageSubscriber<M> {
 
     /// Waits at most `timeout`; `Ok(None)` when nothing came.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Keyed<M>>, BusError> {
-        self.inner.recv_timeout(timeout)?.map(Self::decode).transpose()
+        self.inner
+            .recv_timeout(timeout)?
+            .map(Self::decode)
+            .transpose()
     }
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evospike_schemas::proto::{self, reply_envelope, ErrorCode, ErrorReply, ReplyEnvelope, RequestEnvelope};
+use evospike_schemas::proto::{
+    self, reply_envelope, ErrorCode, ErrorReply, ReplyEnvelope, RequestEnvelope,
+};
 use evospike_schemas::WIRE_VERSION;
 use prost::{Message, Name};
 
@@ -17,16 +19,30 @@ use crate::bus::Declared;
 use crate::transport::Query;
 use crate::{Bus, BusError};
 
-fn reply_bytes(request_id: u64, responder: &str, result: Result<Vec<u8>, ErrorReply>, body_type: String) -> Vec<u8> {
+fn reply_bytes(
+    request_id: u64,
+    responder: &str,
+    result: Result<Vec<u8>, ErrorReply>,
+    body_type: String,
+) -> Vec<u8> {
     let result = match result {
         Ok(body) => reply_envelope::Result::Body(body),
         Err(error) => reply_envelope::Result::Error(error),
     };
-    ReplyEnvelope { wire_version: u32::from(WIRE_VERSION), request_id, responder: responder.to_string(), result: Some(result), body_type }
-        .encode_to_vec()
+    ReplyEnvelope {
+        wire_version: u32::from(WIRE_VERSION),
+        request_id,
+        responder: responder.to_string(),
+        result: Some(result),
+        body_type,
+    }
+    .encode_to_vec()
 }
 
-fn handle<Req, Resp>(query: &Query, handler: &dyn Fn(Req) -> Result<Resp, ErrorReply>) -> (u64, Result<Vec<u8>, ErrorReply>)
+fn handle<Req, Resp>(
+    query: &Query,
+    handler: &dyn Fn(Req) -> Result<Resp, ErrorReply>,
+) -> (u64, Result<Vec<u8>, ErrorReply>)
 where
     Req: Message + Name + Default,
     Resp: Message + Name,
@@ -45,20 +61,33 @@ where
     if envelope.wire_version != u32::from(WIRE_VERSION) {
         let error = ErrorReply {
             code: ErrorCode::WireVersion as i32,
-            message: format!("request has wire version {}, service reads {WIRE_VERSION}", envelope.wire_version),
+            message: format!(
+                "request has wire version {}, service reads {WIRE_VERSION}",
+                envelope.wire_version
+            ),
             key: query.key().to_string(),
             ..Default::default()
         };
         return (id, Err(error));
     }
     if envelope.body_type != Req::full_name() {
-        return (id, Err(invalid(format!("expected a {} request, got {:?}", Req::full_name(), envelope.body_type))));
+        return (
+            id,
+            Err(invalid(format!(
+                "expected a {} request, got {:?}",
+                Req::full_name(),
+                envelope.body_type
+            ))),
+        );
     }
     let request = match proto::decode::<Req>(&envelope.body) {
         Ok(request) => request,
         Err(err) => return (id, Err(invalid(err.to_string()))),
     };
-    (id, handler(request).map(|response| response.encode_to_vec()))
+    (
+        id,
+        handler(request).map(|response| response.encode_to_vec()),
+    )
 }
 
 impl Bus {
@@ -66,7 +95,12 @@ impl Bus {
     /// every request is decoded as `Req` and answered with `handler`'s result.
     /// Malformed requests are answered with an `INVALID_ARGUMENT` error reply; the
     /// handler never sees them.
-    pub fn serve<Req, Resp, F>(&self, key: &str, responder: &str, handler: F) -> Result<Declared, BusError>
+    pub fn serve<Req, Resp, F>(
+        &self,
+        key: &str,
+        responder: &str,
+        handler: F,
+    ) -> Result<Declared, BusError>
     where
         Req: Message + Name + Default + 'static,
         Resp: Message + Name + 'static,
@@ -99,12 +133,25 @@ impl Bus {
         Req: Message + Name,
         Resp: Message + Name + Default,
     {
-        let replies = self.transport().get(key_expr, envelope(request, timeout).encode_to_vec(), timeout).await?;
+        let replies = self
+            .transport()
+            .get(
+                key_expr,
+                envelope(request, timeout).encode_to_vec(),
+                timeout,
+            )
+            .await?;
         Ok(replies
             .iter()
             .map(|bytes| match proto::decode::<ReplyEnvelope>(bytes) {
                 Ok(reply) => (reply.responder.clone(), open_reply::<Resp>(key_expr, reply)),
-                Err(source) => (String::new(), Err(BusError::Payload { key: key_expr.to_string(), source })),
+                Err(source) => (
+                    String::new(),
+                    Err(BusError::Payload {
+                        key: key_expr.to_string(),
+                        source,
+                    }),
+                ),
             })
             .collect())
     }
@@ -112,17 +159,30 @@ impl Bus {
     /// Calls the service at `key` with `request` and waits at most `timeout` for its
     /// reply. Fails with [`BusError::Timeout`] naming the key when nobody answers,
     /// and with [`BusError::Remote`] when the service answers with an error.
-    pub async fn request<Req, Resp>(&self, key: &str, request: &Req, timeout: Duration) -> Result<Resp, BusError>
+    pub async fn request<Req, Resp>(
+        &self,
+        key: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, BusError>
     where
         Req: Message + Name,
         Resp: Message + Name + Default,
     {
-        let replies = self.transport().get(key, envelope(request, timeout).encode_to_vec(), timeout).await?;
+        let replies = self
+            .transport()
+            .get(key, envelope(request, timeout).encode_to_vec(), timeout)
+            .await?;
         let Some(first) = replies.first() else {
-            return Err(BusError::Timeout { key: key.to_string(), timeout });
+            return Err(BusError::Timeout {
+                key: key.to_string(),
+                timeout,
+            });
         };
-        let reply = proto::decode::<ReplyEnvelope>(first)
-            .map_err(|source| BusError::Payload { key: key.to_string(), source })?;
+        let reply = proto::decode::<ReplyEnvelope>(first).map_err(|source| BusError::Payload {
+            key: key.to_string(),
+            source,
+        })?;
         open_reply(key, reply)
     }
 }
@@ -139,16 +199,25 @@ fn envelope<Req: Message + Name>(request: &Req, timeout: Duration) -> RequestEnv
     }
 }
 
-fn open_reply<Resp: Message + Name + Default>(key: &str, reply: ReplyEnvelope) -> Result<Resp, BusError> {
+fn open_reply<Resp: Message + Name + Default>(
+    key: &str,
+    reply: ReplyEnvelope,
+) -> Result<Resp, BusError> {
     match reply.result {
         Some(reply_envelope::Result::Body(body)) => {
-            proto::decode::<Resp>(&body).map_err(|source| BusError::Payload { key: key.to_string(), source })
+            proto::decode::<Resp>(&body).map_err(|source| BusError::Payload {
+                key: key.to_string(),
+                source,
+            })
         }
         Some(reply_envelope::Result::Error(error)) => Err(BusError::Remote {
             key: key.to_string(),
             code: ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unspecified),
             message: error.message,
         }),
-        None => Err(BusError::Query { key: key.to_string(), reason: "reply has neither body nor error".into() }),
+        None => Err(BusError::Query {
+            key: key.to_string(),
+            reason: "reply has neither body nor error".into(),
+        }),
     }
 }

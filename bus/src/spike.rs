@@ -80,7 +80,10 @@ impl StatsPair {
     }
 }
 
-pub(crate) async fn wait_for_subscribers(raw: &dyn RawPublisher, timeout: std::time::Duration) -> Result<bool, BusError> {
+pub(crate) async fn wait_for_subscribers(
+    raw: &dyn RawPublisher,
+    timeout: std::time::Duration,
+) -> Result<bool, BusError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
@@ -96,7 +99,9 @@ pub(crate) async fn wait_for_subscribers(raw: &dyn RawPublisher, timeout: std::t
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Publishes [`SpikeTensor`]s on one topic.
@@ -123,7 +128,10 @@ impl SpikePublisher {
 
     /// Waits until at least one subscriber matches the topic, or `timeout` passes
     /// (`Ok(false)`). Publishing before that would reach nobody.
-    pub async fn wait_for_subscribers(&self, timeout: std::time::Duration) -> Result<bool, BusError> {
+    pub async fn wait_for_subscribers(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<bool, BusError> {
         wait_for_subscribers(self.raw.as_ref(), timeout).await
     }
 
@@ -136,7 +144,10 @@ impl SpikePublisher {
         let mut buf = self.raw.loan(len)?;
         tensor
             .write_into(&mut buf)
-            .map_err(|err| BusError::Publish { key: self.key().to_string(), reason: err.to_string() })?;
+            .map_err(|err| BusError::Publish {
+                key: self.key().to_string(),
+                reason: err.to_string(),
+            })?;
         self.raw.put(buf)?;
         self.next_seq += 1;
         Ok(tensor.header.seq)
@@ -161,7 +172,10 @@ impl SpikeMsg {
         }
         let invalid = |source: SchemaError, sample: &Received| {
             stats.add(|s| &s.invalid, 1);
-            BusError::Payload { key: sample.key().to_string(), source }
+            BusError::Payload {
+                key: sample.key().to_string(),
+                source,
+            }
         };
         match sample.contiguous().map(SpikeTensor::view) {
             Some(Ok(_)) => {
@@ -178,7 +192,10 @@ impl SpikeMsg {
         stats.add(|s| &s.copies, 1);
         stats.add(|s| &s.bytes_copied, copy.len() as u64);
         match SpikeTensor::view(&copy) {
-            Ok(_) => Ok(SpikeMsg { sample, copy: Some(copy) }),
+            Ok(_) => Ok(SpikeMsg {
+                sample,
+                copy: Some(copy),
+            }),
             Err(err) => Err(invalid(err, &sample)),
         }
     }
@@ -223,7 +240,13 @@ pub struct SpikeSubscriber {
 
 impl SpikeSubscriber {
     pub(crate) fn new(inner: Subscription, bus_stats: Arc<ReceiveStats>) -> SpikeSubscriber {
-        SpikeSubscriber { inner, stats: StatsPair { own: Arc::default(), bus: bus_stats } }
+        SpikeSubscriber {
+            inner,
+            stats: StatsPair {
+                own: Arc::default(),
+                bus: bus_stats,
+            },
+        }
     }
 
     /// The key expression it listens to.

@@ -20,7 +20,9 @@ async fn local_pair(name: &str) -> (Bus, Bus) {
 
 async fn zenoh_pair(_name: &str) -> (Bus, Bus) {
     let endpoint = evospike_testkit::loopback_endpoint();
-    let a = Bus::open(BusConfig::peer(std::slice::from_ref(&endpoint), &[])).await.unwrap();
+    let a = Bus::open(BusConfig::peer(std::slice::from_ref(&endpoint), &[]))
+        .await
+        .unwrap();
     let b = Bus::open(BusConfig::peer(&[], &[endpoint])).await.unwrap();
     (a, b)
 }
@@ -30,7 +32,11 @@ async fn spikes_arrive_in_order_and_in_place((a, b): (Bus, Bus)) {
     let mut publisher = b.spike_publisher("layer/spikes").unwrap();
     assert!(publisher.wait_for_subscribers(WAIT).await.unwrap());
     for step in 0..50u64 {
-        let mut tensor = SpikeTensor::builder("layer").shape([256]).step(step).sparse(vec![step as u32, 255]).unwrap();
+        let mut tensor = SpikeTensor::builder("layer")
+            .shape([256])
+            .step(step)
+            .sparse(vec![step as u32, 255])
+            .unwrap();
         publisher.publish(&mut tensor).unwrap();
     }
     for step in 0..50u64 {
@@ -39,7 +45,10 @@ async fn spikes_arrive_in_order_and_in_place((a, b): (Bus, Bus)) {
         assert_eq!(view.header.step.to_native(), step);
         assert_eq!(view.header.seq.to_native(), step);
         assert_eq!(view.source(), "layer");
-        assert_eq!(view.active_indices().collect::<Vec<_>>(), vec![step as u32, 255]);
+        assert_eq!(
+            view.active_indices().collect::<Vec<_>>(),
+            vec![step as u32, 255]
+        );
     }
     assert_eq!(subscriber.stats().received, 50);
     assert_eq!(subscriber.stats().invalid, 0);
@@ -55,11 +64,17 @@ async fn malformed_payloads_are_typed_errors_and_the_stream_goes_on((a, b): (Bus
     let mut garbage = raw.loan(37).unwrap();
     garbage.fill(0xAB);
     raw.put(garbage).unwrap();
-    let mut tensor = SpikeTensor::builder("n").shape([8]).sparse(vec![1]).unwrap();
+    let mut tensor = SpikeTensor::builder("n")
+        .shape([8])
+        .sparse(vec![1])
+        .unwrap();
     publisher.publish(&mut tensor).unwrap();
 
     match subscriber.recv().await {
-        Err(BusError::Payload { key: got, source: SchemaError::Malformed { len: 37, .. } }) => assert_eq!(got, key),
+        Err(BusError::Payload {
+            key: got,
+            source: SchemaError::Malformed { len: 37, .. },
+        }) => assert_eq!(got, key),
         other => panic!("expected a malformed-payload error, got {other:?}"),
     }
     let msg = subscriber.recv().await.unwrap();
@@ -69,10 +84,17 @@ async fn malformed_payloads_are_typed_errors_and_the_stream_goes_on((a, b): (Bus
 
 async fn messages_round_trip((a, b): (Bus, Bus)) {
     let key = a.keys().log("enc").unwrap();
-    let subscriber = a.message_subscriber::<LogRecord>(&a.keys().all("log")).unwrap();
+    let subscriber = a
+        .message_subscriber::<LogRecord>(&a.keys().all("log"))
+        .unwrap();
     let publisher = b.message_publisher::<LogRecord>(&key).unwrap();
     assert!(publisher.wait_for_subscribers(WAIT).await.unwrap());
-    let record = LogRecord { level: LogLevel::Info as i32, node: "enc".into(), message: "hello".into(), ..Default::default() };
+    let record = LogRecord {
+        level: LogLevel::Info as i32,
+        node: "enc".into(),
+        message: "hello".into(),
+        ..Default::default()
+    };
     publisher.publish(&record).unwrap();
     let got = subscriber.recv().await.unwrap();
     assert_eq!(got.key, key);
@@ -84,16 +106,28 @@ async fn services_answer_and_errors_are_typed((a, b): (Bus, Bus)) {
     let _service = a
         .serve::<NodeInfo, NodeInfo, _>(&key, "registry", |request| {
             if request.name.is_empty() {
-                return Err(ErrorReply::new(ErrorCode::InvalidArgument, "name is required"));
+                return Err(ErrorReply::new(
+                    ErrorCode::InvalidArgument,
+                    "name is required",
+                ));
             }
-            Ok(NodeInfo { name: request.name.to_uppercase(), ..Default::default() })
+            Ok(NodeInfo {
+                name: request.name.to_uppercase(),
+                ..Default::default()
+            })
         })
         .unwrap();
-    let request = NodeInfo { name: "layer".into(), ..Default::default() };
+    let request = NodeInfo {
+        name: "layer".into(),
+        ..Default::default()
+    };
     // Discovery of the queryable may take a moment on a network transport.
     let mut reply = None;
     for _ in 0..50 {
-        match b.request::<NodeInfo, NodeInfo>(&key, &request, Duration::from_millis(200)).await {
+        match b
+            .request::<NodeInfo, NodeInfo>(&key, &request, Duration::from_millis(200))
+            .await
+        {
             Ok(r) => {
                 reply = Some(r);
                 break;
@@ -104,9 +138,16 @@ async fn services_answer_and_errors_are_typed((a, b): (Bus, Bus)) {
     }
     assert_eq!(reply.expect("service never answered").name, "LAYER");
 
-    let err = b.request::<NodeInfo, NodeInfo>(&key, &NodeInfo::default(), WAIT).await.unwrap_err();
+    let err = b
+        .request::<NodeInfo, NodeInfo>(&key, &NodeInfo::default(), WAIT)
+        .await
+        .unwrap_err();
     match err {
-        BusError::Remote { code: ErrorCode::InvalidArgument, message, key: got } => {
+        BusError::Remote {
+            code: ErrorCode::InvalidArgument,
+            message,
+            key: got,
+        } => {
             assert_eq!(message, "name is required");
             assert_eq!(got, key);
         }
@@ -114,17 +155,39 @@ async fn services_answer_and_errors_are_typed((a, b): (Bus, Bus)) {
     }
 
     // A request of the wrong type is refused by the envelope check, not misread.
-    let err = b.request::<Empty, NodeInfo>(&key, &Empty {}, WAIT).await.unwrap_err();
-    assert!(matches!(err, BusError::Remote { code: ErrorCode::InvalidArgument, .. }), "{err}");
+    let err = b
+        .request::<Empty, NodeInfo>(&key, &Empty {}, WAIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BusError::Remote {
+                code: ErrorCode::InvalidArgument,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 async fn missing_service_times_out_naming_the_key((_a, b): (Bus, Bus)) {
     let key = b.keys().service("nobody", "home").unwrap();
     let started = std::time::Instant::now();
-    let err = b.request::<Empty, Empty>(&key, &Empty {}, Duration::from_millis(300)).await.unwrap_err();
-    assert!(matches!(&err, BusError::Timeout { key: k, .. } if *k == key), "{err}");
+    let err = b
+        .request::<Empty, Empty>(&key, &Empty {}, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::Timeout { key: k, .. } if *k == key),
+        "{err}"
+    );
     assert!(err.to_string().contains(&key));
-    assert!(started.elapsed() < Duration::from_secs(5), "timeout not honoured: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeout not honoured: {:?}",
+        started.elapsed()
+    );
 }
 
 async fn liveliness_lists_nodes((a, b): (Bus, Bus)) {
@@ -136,6 +199,7 @@ async fn liveliness_lists_nodes((a, b): (Bus, Bus)) {
         if nodes.len() == 2 {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(nodes, vec!["layer1", "readout"]);
     drop(token);
@@ -144,6 +208,7 @@ async fn liveliness_lists_nodes((a, b): (Bus, Bus)) {
         if nodes.len() == 1 {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(nodes, vec!["readout"]);
 }
@@ -155,15 +220,33 @@ async fn wildcards_match_topics((a, b): (Bus, Bus)) {
     let mut other = b.spike_publisher("l3/rates").unwrap();
     assert!(one.wait_for_subscribers(WAIT).await.unwrap());
     assert!(two.wait_for_subscribers(WAIT).await.unwrap());
-    assert!(!other.wait_for_subscribers(Duration::from_millis(50)).await.unwrap());
+    assert!(!other
+        .wait_for_subscribers(Duration::from_millis(50))
+        .await
+        .unwrap());
     for publisher in [&mut other, &mut one, &mut two] {
-        let mut tensor = SpikeTensor::builder(publisher.key()).shape([1]).sparse(vec![0]).unwrap();
+        let mut tensor = SpikeTensor::builder(publisher.key())
+            .shape([1])
+            .sparse(vec![0])
+            .unwrap();
         publisher.publish(&mut tensor).unwrap();
     }
-    let mut keys = vec![subscriber.recv().await.unwrap().key().to_string(), subscriber.recv().await.unwrap().key().to_string()];
+    let mut keys = vec![
+        subscriber.recv().await.unwrap().key().to_string(),
+        subscriber.recv().await.unwrap().key().to_string(),
+    ];
     keys.sort();
-    assert_eq!(keys, vec!["evospike/default/topic/l1/spikes", "evospike/default/topic/l2/spikes"]);
-    assert!(subscriber.recv_timeout(Duration::from_millis(100)).unwrap().is_none());
+    assert_eq!(
+        keys,
+        vec![
+            "evospike/default/topic/l1/spikes",
+            "evospike/default/topic/l2/spikes"
+        ]
+    );
+    assert!(subscriber
+        .recv_timeout(Duration::from_millis(100))
+        .unwrap()
+        .is_none());
 }
 
 macro_rules! contract_suite {
@@ -173,38 +256,56 @@ macro_rules! contract_suite {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn spikes_arrive_in_order_and_in_place() {
-                super::spikes_arrive_in_order_and_in_place($pair(concat!(stringify!($transport), "-spikes")).await).await;
+                super::spikes_arrive_in_order_and_in_place(
+                    $pair(concat!(stringify!($transport), "-spikes")).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn malformed_payloads_are_typed_errors_and_the_stream_goes_on() {
-                super::malformed_payloads_are_typed_errors_and_the_stream_goes_on($pair(concat!(stringify!($transport), "-bad")).await)
-                    .await;
+                super::malformed_payloads_are_typed_errors_and_the_stream_goes_on(
+                    $pair(concat!(stringify!($transport), "-bad")).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn messages_round_trip() {
-                super::messages_round_trip($pair(concat!(stringify!($transport), "-msg")).await).await;
+                super::messages_round_trip($pair(concat!(stringify!($transport), "-msg")).await)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn services_answer_and_errors_are_typed() {
-                super::services_answer_and_errors_are_typed($pair(concat!(stringify!($transport), "-svc")).await).await;
+                super::services_answer_and_errors_are_typed(
+                    $pair(concat!(stringify!($transport), "-svc")).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn missing_service_times_out_naming_the_key() {
-                super::missing_service_times_out_naming_the_key($pair(concat!(stringify!($transport), "-nosvc")).await).await;
+                super::missing_service_times_out_naming_the_key(
+                    $pair(concat!(stringify!($transport), "-nosvc")).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn liveliness_lists_nodes() {
-                super::liveliness_lists_nodes($pair(concat!(stringify!($transport), "-live")).await).await;
+                super::liveliness_lists_nodes(
+                    $pair(concat!(stringify!($transport), "-live")).await,
+                )
+                .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn wildcards_match_topics() {
-                super::wildcards_match_topics($pair(concat!(stringify!($transport), "-wild")).await).await;
+                super::wildcards_match_topics(
+                    $pair(concat!(stringify!($transport), "-wild")).await,
+                )
+                .await;
             }
         }
     };
@@ -233,6 +334,13 @@ async fn connecting_to_an_endpoint_nobody_listens_on_fails_naming_it() {
     let started = std::time::Instant::now();
     let err = Bus::open(config).await.unwrap_err();
     assert!(matches!(err, BusError::Open { .. }), "{err}");
-    assert!(err.to_string().contains(&endpoint), "error must name the endpoint: {err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "open hung for {:?}", started.elapsed());
+    assert!(
+        err.to_string().contains(&endpoint),
+        "error must name the endpoint: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "open hung for {:?}",
+        started.elapsed()
+    );
 }

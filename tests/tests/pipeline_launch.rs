@@ -42,7 +42,10 @@ async fn observer(router: &str) -> Bus {
 /// PID of every node that answers its health queryable, by name.
 async fn node_pids(bus: &Bus) -> Vec<(String, u32)> {
     let key = format!("evospike/{}/health/*", bus.keys().namespace());
-    let replies = bus.request_all::<Empty, Health>(&key, &Empty {}, Duration::from_secs(2)).await.unwrap();
+    let replies = bus
+        .request_all::<Empty, Health>(&key, &Empty {}, Duration::from_secs(2))
+        .await
+        .unwrap();
     let mut pids: Vec<(String, u32)> = replies
         .into_iter()
         .filter_map(|(_, health)| health.ok()?.node.map(|info| (info.name, info.pid)))
@@ -53,32 +56,63 @@ async fn node_pids(bus: &Bus) -> Vec<(String, u32)> {
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_as_processes_and_echo_decodes_its_output() {
     let router = loopback_endpoint();
     let logs = tempfile::tempdir().unwrap();
-    let mut launcher = launch(&router, logs.path(), &["--arg", "steps=1500", "--arg", "rate=300"]);
+    let mut launcher = launch(
+        &router,
+        logs.path(),
+        &["--arg", "steps=1500", "--arg", "rate=300"],
+    );
 
     let echo = Command::new(workspace_bin("evospike"))
-        .args(["topic", "echo", "readout/scores", "--once", "--json", "--timeout", "60", "--connect", &router])
+        .args([
+            "topic",
+            "echo",
+            "readout/scores",
+            "--once",
+            "--json",
+            "--timeout",
+            "60",
+            "--connect",
+            &router,
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&echo.stdout);
-    assert!(echo.status.success(), "echo failed: {}\n{stdout}", String::from_utf8_lossy(&echo.stderr));
+    assert!(
+        echo.status.success(),
+        "echo failed: {}\n{stdout}",
+        String::from_utf8_lossy(&echo.stderr)
+    );
     let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(line["source"], "readout", "{line}");
     assert_eq!(line["shape"], serde_json::json!([10]), "{line}");
 
     // Finite steps: every node ends by itself and the launch exits cleanly.
-    let status = launcher.wait_exit(Duration::from_secs(60)).expect("the launch ends once every node is done");
-    assert!(status.success(), "launch failed: {status}\n{}", launcher.output().join("\n"));
+    let status = launcher
+        .wait_exit(Duration::from_secs(60))
+        .expect("the launch ends once every node is done");
+    assert!(
+        status.success(),
+        "launch failed: {status}\n{}",
+        launcher.output().join("\n")
+    );
     let output = launcher.output().join("\n");
     for node in ["router", "encoder", "layer1", "layer2", "readout"] {
-        assert!(output.contains(&format!("[{node}")), "no output from {node}:\n{output}");
-        assert!(logs.path().join(format!("{node}.log")).exists(), "no log file for {node}");
+        assert!(
+            output.contains(&format!("[{node}")),
+            "no output from {node}:\n{output}"
+        );
+        assert!(
+            logs.path().join(format!("{node}.log")).exists(),
+            "no log file for {node}"
+        );
     }
     assert!(output.contains("layer layer2 done"), "{output}");
 }
@@ -90,38 +124,76 @@ async fn killed_layer_respawns_the_pipeline_goes_on_and_ctrl_c_leaves_nothing() 
     let mut launcher = launch(&router, logs.path(), &["--arg", "rate=200"]);
     let bus = observer(&router).await;
     let scores = bus.spike_subscriber("readout/scores").unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(60), scores.recv()).await.expect("scores").unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(60), scores.recv())
+        .await
+        .expect("scores")
+        .unwrap();
     let before = first.view().header.step.to_native();
 
     let pids = node_pids(&bus).await;
-    assert_eq!(pids.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["encoder", "layer1", "layer2", "readout", "router"]);
+    assert_eq!(
+        pids.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["encoder", "layer1", "layer2", "readout", "router"]
+    );
     let layer1 = pids.iter().find(|(n, _)| n == "layer1").unwrap().1;
-    Command::new("kill").args(["-9", &layer1.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &layer1.to_string()])
+        .status()
+        .unwrap();
 
     // A new layer1 process answers, and scores keep coming for later steps.
-    let mut respawned = None;
-    for _ in 0..100 {
-        respawned = node_pids(&bus).await.into_iter().find(|(n, pid)| n == "layer1" && *pid != layer1);
-        if respawned.is_some() {
-            break;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let respawned = loop {
+        let found = node_pids(&bus)
+            .await
+            .into_iter()
+            .find(|(n, pid)| n == "layer1" && *pid != layer1);
+        if found.is_some() || tokio::time::Instant::now() > deadline {
+            break found;
         }
-    }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let (_, new_pid) = respawned.expect("layer1 came back");
     let mut after = before;
     while after < before + 500 {
-        let msg = tokio::time::timeout(Duration::from_secs(60), scores.recv()).await.expect("scores go on").unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(60), scores.recv())
+            .await
+            .expect("scores go on")
+            .unwrap();
         after = msg.view().header.step.to_native();
     }
-    launcher.wait_for_line(|l| l.contains("joined the pipeline at step"), Duration::from_secs(10)).unwrap();
+    launcher
+        .wait_for_line(
+            |l| l.contains("joined the pipeline at step"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
 
     // Ctrl-C: everything ends within the shutdown timeouts, nothing is left.
-    let all: Vec<u32> = node_pids(&bus).await.into_iter().map(|(_, pid)| pid).collect();
+    let all: Vec<u32> = node_pids(&bus)
+        .await
+        .into_iter()
+        .map(|(_, pid)| pid)
+        .collect();
     assert!(all.contains(&new_pid));
     drop(scores);
     drop(bus);
     launcher.signal("INT").unwrap();
-    let status = launcher.wait_exit(Duration::from_secs(10)).expect("launch ends within the timeout");
-    assert!(status.success(), "{status}: {}", launcher.output().join("\n"));
-    wait_until(Duration::from_secs(5), || all.iter().all(|pid| !alive(*pid)))
-        .unwrap_or_else(|_| panic!("processes left: {:?}", all.iter().filter(|p| alive(**p)).collect::<Vec<_>>()));
+    let status = launcher
+        .wait_exit(Duration::from_secs(10))
+        .expect("launch ends within the timeout");
+    assert!(
+        status.success(),
+        "{status}: {}",
+        launcher.output().join("\n")
+    );
+    wait_until(Duration::from_secs(5), || {
+        all.iter().all(|pid| !alive(*pid))
+    })
+    .unwrap_or_else(|_| {
+        panic!(
+            "processes left: {:?}",
+            all.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+        )
+    });
 }

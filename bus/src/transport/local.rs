@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
 use super::{
-    check_key_expr, intersects, BoxFuture, Declaration, Query, QueryHandler, RawPublisher, Received, SampleHandler,
-    SendBuf, Transport,
+    check_key_expr, intersects, BoxFuture, Declaration, Query, QueryHandler, RawPublisher,
+    Received, SampleHandler, SendBuf, Transport,
 };
 use crate::BusError;
 
@@ -20,7 +20,9 @@ struct Table<T> {
 
 impl<T: Clone> Table<T> {
     fn new() -> Self {
-        Table { entries: RwLock::new(Vec::new()) }
+        Table {
+            entries: RwLock::new(Vec::new()),
+        }
     }
 
     fn insert(&self, id: u64, key: &str, value: T) {
@@ -42,11 +44,15 @@ impl<T: Clone> Table<T> {
     // A handler that panicked while a lock was held cannot leave a table half
     // written (every write is one push or retain), so poisoning is ignored.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(u64, String, T)>> {
-        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<(u64, String, T)>> {
-        self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -68,7 +74,10 @@ impl Domain {
 
 fn domain(name: &str) -> Arc<Domain> {
     static DOMAINS: OnceLock<Mutex<HashMap<String, Weak<Domain>>>> = OnceLock::new();
-    let mut domains = DOMAINS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let mut domains = DOMAINS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     if let Some(domain) = domains.get(name).and_then(Weak::upgrade) {
         return domain;
     }
@@ -92,13 +101,18 @@ pub(crate) struct LocalTransport {
 
 impl std::fmt::Debug for LocalTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalTransport").field("domain", &self.name).finish()
+        f.debug_struct("LocalTransport")
+            .field("domain", &self.name)
+            .finish()
     }
 }
 
 impl LocalTransport {
     pub(crate) fn open(domain_name: &str) -> LocalTransport {
-        LocalTransport { domain: domain(domain_name), name: domain_name.to_string() }
+        LocalTransport {
+            domain: domain(domain_name),
+            name: domain_name.to_string(),
+        }
     }
 }
 
@@ -128,7 +142,9 @@ impl Drop for Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("id", &self.id).finish()
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -143,7 +159,9 @@ struct LocalPublisher {
 
 impl std::fmt::Debug for LocalPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalPublisher").field("key", &self.key).finish()
+        f.debug_struct("LocalPublisher")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -173,10 +191,16 @@ impl RawPublisher for LocalPublisher {
         let generation = self.domain.generation.load(Ordering::Acquire);
         if cache.0 != generation {
             let matches = self.domain.subscribers.matching(&self.key);
-            *cache = (generation, matches.into_iter().map(|(_, handler)| handler).collect());
+            *cache = (
+                generation,
+                matches.into_iter().map(|(_, handler)| handler).collect(),
+            );
         }
         for handler in &cache.1 {
-            handler(Received::Local { key: self.key.clone(), payload: payload.clone() });
+            handler(Received::Local {
+                key: self.key.clone(),
+                payload: payload.clone(),
+            });
         }
         Ok(())
     }
@@ -197,7 +221,11 @@ impl LocalTransport {
         let id = self.domain.id();
         table(&self.domain).insert(id, key, value);
         self.domain.generation.fetch_add(1, Ordering::Release);
-        Box::new(Registration { domain: self.domain.clone(), id, table: unregister })
+        Box::new(Registration {
+            domain: self.domain.clone(),
+            id,
+            table: unregister,
+        })
     }
 }
 
@@ -215,17 +243,30 @@ impl Transport for LocalTransport {
         }))
     }
 
-    fn declare_subscriber(&self, key_expr: &str, handler: SampleHandler) -> Result<Box<dyn Declaration>, BusError> {
+    fn declare_subscriber(
+        &self,
+        key_expr: &str,
+        handler: SampleHandler,
+    ) -> Result<Box<dyn Declaration>, BusError> {
         check_key_expr("subscriber", key_expr)?;
         Ok(self.register(|d| &d.subscribers, |d| &d.subscribers, key_expr, handler))
     }
 
-    fn declare_queryable(&self, key_expr: &str, handler: QueryHandler) -> Result<Box<dyn Declaration>, BusError> {
+    fn declare_queryable(
+        &self,
+        key_expr: &str,
+        handler: QueryHandler,
+    ) -> Result<Box<dyn Declaration>, BusError> {
         check_key_expr("queryable", key_expr)?;
         Ok(self.register(|d| &d.queryables, |d| &d.queryables, key_expr, handler))
     }
 
-    fn get<'a>(&'a self, key_expr: &'a str, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>> {
+    fn get<'a>(
+        &'a self,
+        key_expr: &'a str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>> {
         Box::pin(async move {
             check_key_expr("query", key_expr)?;
             let queryables = self.domain.queryables.matching(key_expr);
@@ -257,10 +298,25 @@ impl Transport for LocalTransport {
         Ok(self.register(|d| &d.tokens, |d| &d.tokens, key, ()))
     }
 
-    fn live_tokens<'a>(&'a self, key_expr: &'a str, _timeout: Duration) -> BoxFuture<'a, Result<Vec<String>, BusError>> {
+    fn flush(&self, _timeout: Duration) -> BoxFuture<'_, Result<bool, BusError>> {
+        // Local payloads live as long as a receiver holds them: nothing to wait for.
+        Box::pin(async { Ok(true) })
+    }
+
+    fn live_tokens<'a>(
+        &'a self,
+        key_expr: &'a str,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, BusError>> {
         Box::pin(async move {
             check_key_expr("liveliness query", key_expr)?;
-            let mut keys: Vec<String> = self.domain.tokens.matching(key_expr).into_iter().map(|(key, _)| key).collect();
+            let mut keys: Vec<String> = self
+                .domain
+                .tokens
+                .matching(key_expr)
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
             keys.sort();
             keys.dedup();
             Ok(keys)

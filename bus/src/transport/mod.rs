@@ -174,7 +174,10 @@ pub struct Query {
 
 impl Debug for Query {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Query").field("key", &self.key).field("payload_len", &self.payload.len()).finish()
+        f.debug_struct("Query")
+            .field("key", &self.key)
+            .field("payload_len", &self.payload.len())
+            .finish()
     }
 }
 
@@ -185,7 +188,11 @@ impl Query {
         payload: Vec<u8>,
         responder: impl FnOnce(Vec<u8>) -> Result<(), BusError> + Send + 'static,
     ) -> Query {
-        Query { key, payload, responder: Box::new(responder) }
+        Query {
+            key,
+            payload,
+            responder: Box::new(responder),
+        }
     }
 
     /// The key the query was sent to.
@@ -231,16 +238,37 @@ pub trait Transport: Send + Sync + Debug {
     /// Declares a publisher on `key`.
     fn declare_publisher(&self, key: &str) -> Result<Box<dyn RawPublisher>, BusError>;
     /// Calls `handler` for every sample published on keys matching `key_expr`.
-    fn declare_subscriber(&self, key_expr: &str, handler: SampleHandler) -> Result<Box<dyn Declaration>, BusError>;
+    fn declare_subscriber(
+        &self,
+        key_expr: &str,
+        handler: SampleHandler,
+    ) -> Result<Box<dyn Declaration>, BusError>;
     /// Calls `handler` for every query on keys matching `key_expr`.
-    fn declare_queryable(&self, key_expr: &str, handler: QueryHandler) -> Result<Box<dyn Declaration>, BusError>;
+    fn declare_queryable(
+        &self,
+        key_expr: &str,
+        handler: QueryHandler,
+    ) -> Result<Box<dyn Declaration>, BusError>;
     /// Sends a query and gathers the replies that arrive within `timeout` (an empty
     /// list when nobody answered).
-    fn get<'a>(&'a self, key_expr: &'a str, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>>;
+    fn get<'a>(
+        &'a self,
+        key_expr: &'a str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>>;
     /// Declares a liveliness token: others see `key` alive until it is dropped.
     fn declare_token(&self, key: &str) -> Result<Box<dyn Declaration>, BusError>;
     /// Keys of the live tokens matching `key_expr`.
-    fn live_tokens<'a>(&'a self, key_expr: &'a str, timeout: Duration) -> BoxFuture<'a, Result<Vec<String>, BusError>>;
+    fn live_tokens<'a>(
+        &'a self,
+        key_expr: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, BusError>>;
+    /// Waits until every buffer this session sent has been released by its
+    /// receivers, or `timeout` passes (`Ok(false)`). A process calls it before it
+    /// exits, so its last messages are not lost with its shared memory.
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<bool, BusError>>;
 }
 
 /// Whether two key expressions share at least one key (wildcards `*` and `**`),
@@ -256,5 +284,9 @@ pub(crate) fn intersects(a: &str, b: &str) -> bool {
 pub(crate) fn check_key_expr(what: &'static str, key: &str) -> Result<(), BusError> {
     ::zenoh::key_expr::keyexpr::new(key)
         .map(drop)
-        .map_err(|err| BusError::Declare { what, key: key.to_string(), reason: err.to_string() })
+        .map_err(|err| BusError::Declare {
+            what,
+            key: key.to_string(),
+            reason: err.to_string(),
+        })
 }

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::query::{ConsolidationMode, QueryTarget};
-use zenoh::shm::{AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider, ShmProviderBuilder};
+use zenoh::shm::{
+    AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider,
+    ShmProviderBuilder,
+};
 use zenoh::{Session, Wait};
 
 use super::{
-    check_key_expr, BoxFuture, Declaration, Query, QueryHandler, RawPublisher, Received, SampleHandler, SendBuf,
-    Transport,
+    check_key_expr, BoxFuture, Declaration, Query, QueryHandler, RawPublisher, Received,
+    SampleHandler, SendBuf, Transport,
 };
 use crate::{BusConfig, BusError};
 
@@ -23,13 +26,18 @@ pub(crate) struct ZenohTransport {
 
 impl std::fmt::Debug for ZenohTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZenohTransport").field("zid", &self.session.zid()).field("shm", &self.shm).finish()
+        f.debug_struct("ZenohTransport")
+            .field("zid", &self.session.zid())
+            .field("shm", &self.shm)
+            .finish()
     }
 }
 
 struct ShmPool {
     provider: ShmProvider<PosixShmProviderBackend>,
     size: usize,
+    /// Bytes available when nothing is allocated.
+    idle: usize,
 }
 
 impl std::fmt::Debug for ShmPool {
@@ -54,13 +62,27 @@ impl ZenohTransport {
             listen: config.listen.clone(),
             reason,
         };
-        let session = zenoh::open(config.to_zenoh()?).await.map_err(|err| open_error(err.to_string()))?;
+        let session = zenoh::open(config.to_zenoh()?)
+            .await
+            .map_err(|err| open_error(err.to_string()))?;
         let shm = if config.shared_memory {
-            let size = config.shm_pool_bytes.next_multiple_of(evospike_schemas::ALIGNMENT);
+            let size = config
+                .shm_pool_bytes
+                .next_multiple_of(evospike_schemas::ALIGNMENT);
             let provider = ShmProviderBuilder::default_backend((size, pool_alignment()))
                 .wait()
-                .map_err(|err| open_error(format!("shared-memory pool of {} bytes: {err}", config.shm_pool_bytes)))?;
-            Some(Arc::new(ShmPool { provider, size }))
+                .map_err(|err| {
+                    open_error(format!(
+                        "shared-memory pool of {} bytes: {err}",
+                        config.shm_pool_bytes
+                    ))
+                })?;
+            let idle = provider.available();
+            Some(Arc::new(ShmPool {
+                provider,
+                size,
+                idle,
+            }))
         } else {
             None
         };
@@ -81,7 +103,10 @@ struct ZenohPublisher {
 
 impl std::fmt::Debug for ZenohPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZenohPublisher").field("key", &self.key).field("shm", &self.shm.is_some()).finish()
+        f.debug_struct("ZenohPublisher")
+            .field("key", &self.key)
+            .field("shm", &self.shm.is_some())
+            .finish()
     }
 }
 
@@ -101,7 +126,12 @@ impl RawPublisher for ZenohPublisher {
             .with_policy::<BlockOn<GarbageCollect>>()
             .wait()
             .map(SendBuf::Shm)
-            .map_err(|err| BusError::ShmAlloc { key: self.key.clone(), len, pool: pool.size, reason: format!("{err:?}") })
+            .map_err(|err| BusError::ShmAlloc {
+                key: self.key.clone(),
+                len,
+                pool: pool.size,
+                reason: format!("{err:?}"),
+            })
     }
 
     fn put(&self, buf: SendBuf) -> Result<(), BusError> {
@@ -110,7 +140,10 @@ impl RawPublisher for ZenohPublisher {
             SendBuf::Vec(buf) => self.publisher.put(buf).wait(),
             SendBuf::Heap(buf) => self.publisher.put(buf.as_slice().to_vec()).wait(),
         };
-        result.map_err(|err| BusError::Publish { key: self.key.clone(), reason: err.to_string() })
+        result.map_err(|err| BusError::Publish {
+            key: self.key.clone(),
+            reason: err.to_string(),
+        })
     }
 
     fn has_subscribers(&self) -> Result<bool, BusError> {
@@ -118,7 +151,10 @@ impl RawPublisher for ZenohPublisher {
             .matching_status()
             .wait()
             .map(|status| status.matching())
-            .map_err(|err| BusError::Publish { key: self.key.clone(), reason: err.to_string() })
+            .map_err(|err| BusError::Publish {
+                key: self.key.clone(),
+                reason: err.to_string(),
+            })
     }
 }
 
@@ -135,46 +171,99 @@ impl Transport for ZenohTransport {
             .congestion_control(CongestionControl::Block)
             .reliability(Reliability::Reliable)
             .wait()
-            .map_err(|err| BusError::Declare { what: "publisher", key: key.to_string(), reason: err.to_string() })?;
-        Ok(Box::new(ZenohPublisher { key: key.to_string(), publisher, shm: self.shm.clone() }))
+            .map_err(|err| BusError::Declare {
+                what: "publisher",
+                key: key.to_string(),
+                reason: err.to_string(),
+            })?;
+        Ok(Box::new(ZenohPublisher {
+            key: key.to_string(),
+            publisher,
+            shm: self.shm.clone(),
+        }))
     }
 
-    fn declare_subscriber(&self, key_expr: &str, handler: SampleHandler) -> Result<Box<dyn Declaration>, BusError> {
+    fn declare_subscriber(
+        &self,
+        key_expr: &str,
+        handler: SampleHandler,
+    ) -> Result<Box<dyn Declaration>, BusError> {
         check_key_expr("subscriber", key_expr)?;
         let subscriber = self
             .session
             .declare_subscriber(key_expr.to_string())
             .callback(move |sample| handler(Received::Zenoh(sample)))
             .wait()
-            .map_err(|err| BusError::Declare { what: "subscriber", key: key_expr.to_string(), reason: err.to_string() })?;
+            .map_err(|err| BusError::Declare {
+                what: "subscriber",
+                key: key_expr.to_string(),
+                reason: err.to_string(),
+            })?;
         Ok(Box::new(Declared(subscriber)))
     }
 
-    fn declare_queryable(&self, key_expr: &str, handler: QueryHandler) -> Result<Box<dyn Declaration>, BusError> {
+    fn declare_queryable(
+        &self,
+        key_expr: &str,
+        handler: QueryHandler,
+    ) -> Result<Box<dyn Declaration>, BusError> {
         check_key_expr("queryable", key_expr)?;
+        let declared: zenoh::key_expr::KeyExpr<'static> =
+            zenoh::key_expr::KeyExpr::try_from(key_expr.to_string()).map_err(|err| {
+                BusError::Declare {
+                    what: "queryable",
+                    key: key_expr.to_string(),
+                    reason: err.to_string(),
+                }
+            })?;
         let queryable = self
             .session
             .declare_queryable(key_expr.to_string())
             .callback(move |query: zenoh::query::Query| {
                 let key = query.key_expr().as_str().to_string();
-                let payload = query.payload().map(|p| p.to_bytes().into_owned()).unwrap_or_default();
+                // Reply on the queryable's own key when it is concrete, so replies of
+                // several queryables to one wildcard query stay apart.
+                let reply_on = if declared.contains('*') {
+                    query.key_expr().clone().into_owned()
+                } else {
+                    declared.clone()
+                };
+                let payload = query
+                    .payload()
+                    .map(|p| p.to_bytes().into_owned())
+                    .unwrap_or_default();
                 let reply_key = key.clone();
                 handler(Query::new(key, payload, move |bytes| {
                     query
-                        .reply(query.key_expr().clone(), bytes)
+                        .reply(reply_on, bytes)
                         .wait()
-                        .map_err(|err| BusError::Query { key: reply_key, reason: err.to_string() })
+                        .map_err(|err| BusError::Query {
+                            key: reply_key,
+                            reason: err.to_string(),
+                        })
                 }));
             })
             .wait()
-            .map_err(|err| BusError::Declare { what: "queryable", key: key_expr.to_string(), reason: err.to_string() })?;
+            .map_err(|err| BusError::Declare {
+                what: "queryable",
+                key: key_expr.to_string(),
+                reason: err.to_string(),
+            })?;
         Ok(Box::new(Declared(queryable)))
     }
 
-    fn get<'a>(&'a self, key_expr: &'a str, payload: Vec<u8>, timeout: Duration) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>> {
+    fn get<'a>(
+        &'a self,
+        key_expr: &'a str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, BusError>> {
         Box::pin(async move {
             check_key_expr("query", key_expr)?;
-            let query_error = |reason: String| BusError::Query { key: key_expr.to_string(), reason };
+            let query_error = |reason: String| BusError::Query {
+                key: key_expr.to_string(),
+                reason,
+            };
             let replies = self
                 .session
                 .get(key_expr.to_string())
@@ -190,7 +279,11 @@ impl Transport for ZenohTransport {
                 match reply.result() {
                     Ok(sample) => out.push(sample.payload().to_bytes().into_owned()),
                     Err(err) => {
-                        let text = err.payload().try_to_string().map(|s| s.into_owned()).unwrap_or_default();
+                        let text = err
+                            .payload()
+                            .try_to_string()
+                            .map(|s| s.into_owned())
+                            .unwrap_or_default();
                         // Zenoh reports the timeout itself as an error reply.
                         if !text.to_ascii_lowercase().contains("timeout") {
                             return Err(query_error(text));
@@ -209,11 +302,38 @@ impl Transport for ZenohTransport {
             .liveliness()
             .declare_token(key.to_string())
             .wait()
-            .map_err(|err| BusError::Declare { what: "liveliness token", key: key.to_string(), reason: err.to_string() })?;
+            .map_err(|err| BusError::Declare {
+                what: "liveliness token",
+                key: key.to_string(),
+                reason: err.to_string(),
+            })?;
         Ok(Box::new(Declared(token)))
     }
 
-    fn live_tokens<'a>(&'a self, key_expr: &'a str, timeout: Duration) -> BoxFuture<'a, Result<Vec<String>, BusError>> {
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<bool, BusError>> {
+        Box::pin(async move {
+            let Some(pool) = &self.shm else {
+                return Ok(true);
+            };
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                pool.provider.garbage_collect();
+                if pool.provider.available() >= pool.idle {
+                    return Ok(true);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    }
+
+    fn live_tokens<'a>(
+        &'a self,
+        key_expr: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, BusError>> {
         Box::pin(async move {
             check_key_expr("liveliness query", key_expr)?;
             let replies = self
@@ -222,7 +342,10 @@ impl Transport for ZenohTransport {
                 .get(key_expr.to_string())
                 .timeout(timeout)
                 .await
-                .map_err(|err| BusError::Query { key: key_expr.to_string(), reason: err.to_string() })?;
+                .map_err(|err| BusError::Query {
+                    key: key_expr.to_string(),
+                    reason: err.to_string(),
+                })?;
             let mut keys = Vec::new();
             while let Ok(reply) = replies.recv_async().await {
                 if let Ok(sample) = reply.result() {

@@ -80,7 +80,11 @@ async fn sink(subscriber: evospike_bus::SpikeSubscriber) -> (f64, u64) {
             .await
             .expect("the pipeline stalled")
             .expect("valid tensor");
-        assert_eq!(msg.view().header.step.to_native(), expected, "steps out of order");
+        assert_eq!(
+            msg.view().header.step.to_native(),
+            expected,
+            "steps out of order"
+        );
         spikes += msg.view().active_count() as u64;
         first.get_or_insert_with(Instant::now);
     }
@@ -89,14 +93,20 @@ async fn sink(subscriber: evospike_bus::SpikeSubscriber) -> (f64, u64) {
 }
 
 async fn single_process() -> (f64, u64) {
-    let observer = Bus::open(BusConfig::local("default")).await.expect("local bus");
-    let subscriber = observer.spike_subscriber("layer3/spikes").expect("subscriber");
+    let observer = Bus::open(BusConfig::local("default"))
+        .await
+        .expect("local bus");
+    let subscriber = observer
+        .spike_subscriber("layer3/spikes")
+        .expect("subscriber");
     let mut tasks = Vec::new();
     for (kind, name, params) in network() {
         let mut args = vec!["node".to_string(), "--local".to_string()];
         args.extend(argv(&name, &params));
         let node = Cli::parse_from(args).node;
-        tasks.push(tokio::spawn(async move { evospike_node::run(kind, node).await }));
+        tasks.push(tokio::spawn(
+            async move { evospike_node::run(kind, node).await },
+        ));
     }
     let result = sink(subscriber).await;
     for task in tasks {
@@ -108,8 +118,16 @@ async fn single_process() -> (f64, u64) {
 fn evospike_exe() -> PathBuf {
     // target/release/deps/pipeline-… → target/release/evospike
     let exe = std::env::current_exe().expect("current exe");
-    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join("evospike");
-    assert!(path.exists(), "{} is missing: run `cargo build --release -p evospike` first", path.display());
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("evospike");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release -p evospike` first",
+        path.display()
+    );
     path
 }
 
@@ -126,7 +144,11 @@ impl Drop for Killed {
 
 async fn multi_process() -> (f64, u64) {
     let exe = evospike_exe();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let router = format!("tcp/127.0.0.1:{port}");
     let spawn = |args: Vec<String>| {
         Command::new(&exe)
@@ -137,8 +159,15 @@ async fn multi_process() -> (f64, u64) {
             .spawn()
             .expect("spawn evospike")
     };
-    let mut children = Killed(vec![spawn(vec!["router".into(), "--listen".into(), router.clone()])]);
-    let mut config = BusConfig::peer(&["tcp/127.0.0.1:0".to_string()], std::slice::from_ref(&router));
+    let mut children = Killed(vec![spawn(vec![
+        "router".into(),
+        "--listen".into(),
+        router.clone(),
+    ])]);
+    let mut config = BusConfig::peer(
+        &["tcp/127.0.0.1:0".to_string()],
+        std::slice::from_ref(&router),
+    );
     let observer = loop {
         // The router may take a moment to listen.
         match Bus::open(config.clone()).await {
@@ -147,9 +176,16 @@ async fn multi_process() -> (f64, u64) {
         }
     };
     config.connect.clear();
-    let subscriber = observer.spike_subscriber("layer3/spikes").expect("subscriber");
+    let subscriber = observer
+        .spike_subscriber("layer3/spikes")
+        .expect("subscriber");
     for (kind, name, params) in network() {
-        let mut args = vec!["run".to_string(), kind.to_string(), "--connect".into(), router.clone()];
+        let mut args = vec![
+            "run".to_string(),
+            kind.to_string(),
+            "--connect".into(),
+            router.clone(),
+        ];
         args.extend(argv(&name, &params));
         children.0.push(spawn(args));
     }
@@ -170,7 +206,11 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let (mut single, mut multi) = (Vec::new(), Vec::new());
     let mut spikes = (0, 0);
     for _ in 0..REPEATS {
@@ -184,7 +224,13 @@ fn main() {
     let (single, multi) = (median(single), median(multi));
     println!("| run | steps/s (median of {REPEATS}) | last-layer spikes |");
     println!("|---|---|---|");
-    println!("| single process, local transport | {single:.0} | {} |", spikes.0);
-    println!("| 5 processes, Zenoh shared memory | {multi:.0} | {} |", spikes.1);
+    println!(
+        "| single process, local transport | {single:.0} | {} |",
+        spikes.0
+    );
+    println!(
+        "| 5 processes, Zenoh shared memory | {multi:.0} | {} |",
+        spikes.1
+    );
     println!("\nratio multi/single: {:.2}", multi / single);
 }

@@ -96,7 +96,10 @@ impl BusArgs {
         if self.local {
             config.transport = TransportKind::Local;
         }
-        if config.connect.is_empty() && config.mode != Mode::Router && config.transport == TransportKind::Zenoh {
+        if config.connect.is_empty()
+            && config.mode != Mode::Router
+            && config.transport == TransportKind::Zenoh
+        {
             config.connect = vec![DEFAULT_ROUTER.to_string()];
         }
         Ok(config)
@@ -121,26 +124,39 @@ impl NodeArgs {
     pub fn params(&self) -> Result<Map<String, Value>, NodeError> {
         let mut params = match env_json(env::PARAMS)? {
             Some(Value::Object(map)) => map,
-            Some(other) => return Err(NodeError::Config(format!("{} must be a JSON object, got {other}", env::PARAMS))),
+            Some(other) => {
+                return Err(NodeError::Config(format!(
+                    "{} must be a JSON object, got {other}",
+                    env::PARAMS
+                )))
+            }
             None => Map::new(),
         };
         if let Some(path) = &self.params_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| NodeError::Config(format!("cannot read params file {}: {err}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|err| {
+                NodeError::Config(format!("cannot read params file {}: {err}", path.display()))
+            })?;
             let value: Value = if path.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text).map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
+                serde_json::from_str(&text)
+                    .map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
             } else {
-                serde_yaml_ng::from_str(&text).map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
+                serde_yaml_ng::from_str(&text)
+                    .map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
             };
             match value {
                 Value::Object(map) => params.extend(map),
-                _ => return Err(NodeError::Config(format!("{}: parameters must be a mapping", path.display()))),
+                _ => {
+                    return Err(NodeError::Config(format!(
+                        "{}: parameters must be a mapping",
+                        path.display()
+                    )))
+                }
             }
         }
         for param in &self.params {
-            let (key, value) = param
-                .split_once('=')
-                .ok_or_else(|| NodeError::Config(format!("--param {param:?}: expected KEY=VALUE")))?;
+            let (key, value) = param.split_once('=').ok_or_else(|| {
+                NodeError::Config(format!("--param {param:?}: expected KEY=VALUE"))
+            })?;
             params.insert(key.trim().to_string(), parse_value(value.trim()));
         }
         Ok(params)
@@ -150,14 +166,15 @@ impl NodeArgs {
     pub fn remaps(&self) -> Result<BTreeMap<String, String>, NodeError> {
         let mut remaps = BTreeMap::new();
         if let Some(value) = env_json(env::REMAP)? {
-            let map: BTreeMap<String, String> = serde_json::from_value(value)
-                .map_err(|err| NodeError::Config(format!("{} must map names to names: {err}", env::REMAP)))?;
+            let map: BTreeMap<String, String> = serde_json::from_value(value).map_err(|err| {
+                NodeError::Config(format!("{} must map names to names: {err}", env::REMAP))
+            })?;
             remaps.extend(map);
         }
         for remap in &self.remaps {
-            let (from, to) = remap
-                .split_once(":=")
-                .ok_or_else(|| NodeError::Config(format!("--remap {remap:?}: expected FROM:=TO")))?;
+            let (from, to) = remap.split_once(":=").ok_or_else(|| {
+                NodeError::Config(format!("--remap {remap:?}: expected FROM:=TO"))
+            })?;
             remaps.insert(from.to_string(), to.to_string());
         }
         Ok(remaps)
@@ -166,7 +183,12 @@ impl NodeArgs {
     /// Plugin folders: `EVOSPIKE_PLUGIN_DIRS`, then `--plugin-dir`.
     pub fn plugin_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::env::var(env::PLUGIN_DIRS)
-            .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+            .map(|v| {
+                v.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
             .unwrap_or_default();
         dirs.extend(self.plugin_dirs.iter().cloned());
         dirs
@@ -176,7 +198,10 @@ impl NodeArgs {
     pub fn plugins(&self) -> Result<Vec<Value>, NodeError> {
         match env_json(env::PLUGINS)? {
             Some(Value::Array(items)) => Ok(items),
-            Some(other) => Err(NodeError::Config(format!("{} must be a JSON array, got {other}", env::PLUGINS))),
+            Some(other) => Err(NodeError::Config(format!(
+                "{} must be a JSON array, got {other}",
+                env::PLUGINS
+            ))),
             None => Ok(Vec::new()),
         }
     }

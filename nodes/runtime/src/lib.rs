@@ -58,7 +58,11 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
         // directly (shared memory) once the router has introduced them.
         config.listen = vec!["tcp/127.0.0.1:0".to_string()];
     }
-    if let Some(lag) = args.params()?.get("max_lag").and_then(serde_json::Value::as_u64) {
+    if let Some(lag) = args
+        .params()?
+        .get("max_lag")
+        .and_then(serde_json::Value::as_u64)
+    {
         config.queue_capacity = usize::try_from(lag.max(1)).unwrap_or(usize::MAX);
     } else {
         config.queue_capacity = 64;
@@ -66,7 +70,11 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
     let bus = Bus::open(config).await?;
     let node = node::Node::start(kind, &args, bus.clone()).await?;
     if let Some(records) = logs {
-        tokio::spawn(logging::forward_logs(bus, node.name().to_string(), records));
+        tokio::spawn(logging::forward_logs(
+            bus.clone(),
+            node.name().to_string(),
+            records,
+        ));
     }
     let name = node.name().to_string();
     if kind == "router" {
@@ -84,5 +92,13 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
         tracing::error!(%err, "node {name} failed");
     }
     logging::flush().await;
+    // Our last steps live in our shared memory: let the receivers read them first.
+    if !bus
+        .flush(std::time::Duration::from_secs(2))
+        .await
+        .unwrap_or(true)
+    {
+        tracing::warn!("receivers did not release every sent buffer within 2 s");
+    }
     result
 }

@@ -33,8 +33,12 @@ pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // Zenoh's own events are not forwarded: publishing them would log again.
-    let bus_filter = tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("zenoh"));
-    let registry = tracing_subscriber::registry().with(filter).with(stderr).with(BusLayer.with_filter(bus_filter));
+    let bus_filter =
+        tracing_subscriber::filter::filter_fn(|meta| !meta.target().starts_with("zenoh"));
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(BusLayer.with_filter(bus_filter));
     if registry.try_init().is_err() {
         return None;
     }
@@ -43,7 +47,11 @@ pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
 
 /// Publishes queued records on `evospike/<ns>/log/<node>` until the queue closes.
 pub async fn forward_logs(bus: Bus, node: String, mut records: mpsc::Receiver<LogRecord>) {
-    let publisher = match bus.keys().log(&node).map(|key| bus.message_publisher::<LogRecord>(&key)) {
+    let publisher = match bus
+        .keys()
+        .log(&node)
+        .map(|key| bus.message_publisher::<LogRecord>(&key))
+    {
         Ok(Ok(publisher)) => publisher,
         Ok(Err(err)) | Err(err) => {
             eprintln!("logs of {node} are not published on the bus: {err}");
@@ -70,7 +78,8 @@ impl Visit for Fields {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            self.fields.insert(field.name().to_string(), format!("{value:?}"));
+            self.fields
+                .insert(field.name().to_string(), format!("{value:?}"));
         }
     }
 
@@ -78,7 +87,8 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message.push_str(value);
         } else {
-            self.fields.insert(field.name().to_string(), value.to_string());
+            self.fields
+                .insert(field.name().to_string(), value.to_string());
         }
     }
 }
@@ -99,7 +109,9 @@ impl<S: tracing::Subscriber> Layer<S> for BusLayer {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let record = LogRecord {
-            timestamp_unix_ns: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+            timestamp_unix_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             level: level(event.metadata().level()) as i32,
             node: String::new(),
             target: event.metadata().target().to_string(),

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use evospike_bus::{Bus, Declared, MessagePublisher, SpikePublisher, SpikeSubscriber};
-use evospike_schemas::proto::{Empty, Health, HealthState, MetricBatch, MetricSample, NodeInfo, PluginHealth};
+use evospike_schemas::proto::{
+    Empty, Health, HealthState, MetricBatch, MetricSample, NodeInfo, PluginHealth,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -46,11 +48,15 @@ pub struct Node {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 impl Node {
@@ -90,7 +96,12 @@ impl Node {
         let metrics = Arc::new(NodeMetrics::default());
         let (stop_tx, shutdown) = watch::channel(false);
         tokio::spawn(wait_for_signal(stop_tx));
-        tokio::spawn(publish_metrics(bus.clone(), name.clone(), metrics.clone(), shutdown.clone()));
+        tokio::spawn(publish_metrics(
+            bus.clone(),
+            name.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         Ok(Node {
             name,
             kind: kind.to_string(),
@@ -155,19 +166,23 @@ impl Node {
     pub fn param<T: DeserializeOwned>(&self, name: &str, default: T) -> Result<T, NodeError> {
         match self.params.get(name) {
             None | Some(Value::Null) => Ok(default),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|err| NodeError::Param { name: name.to_string(), reason: err.to_string() }),
+            Some(value) => serde_json::from_value(value.clone()).map_err(|err| NodeError::Param {
+                name: name.to_string(),
+                reason: err.to_string(),
+            }),
         }
     }
 
     /// A parameter that must be set.
     pub fn required_param<T: DeserializeOwned>(&self, name: &str) -> Result<T, NodeError> {
-        let value = self
-            .params
-            .get(name)
-            .ok_or_else(|| NodeError::Param { name: name.to_string(), reason: "is required".into() })?;
-        serde_json::from_value(value.clone())
-            .map_err(|err| NodeError::Param { name: name.to_string(), reason: err.to_string() })
+        let value = self.params.get(name).ok_or_else(|| NodeError::Param {
+            name: name.to_string(),
+            reason: "is required".into(),
+        })?;
+        serde_json::from_value(value.clone()).map_err(|err| NodeError::Param {
+            name: name.to_string(),
+            reason: err.to_string(),
+        })
     }
 
     /// All parameters.
@@ -177,7 +192,10 @@ impl Node {
 
     /// A topic name after remapping.
     pub fn topic(&self, name: &str) -> String {
-        self.remaps.get(name).cloned().unwrap_or_else(|| name.to_string())
+        self.remaps
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// A spike publisher on (remapped) topic `name`, recorded in the node's info.
@@ -207,12 +225,17 @@ impl Node {
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn wait_for_signal(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers; the node can only be killed");
         return;
     };
@@ -223,8 +246,15 @@ async fn wait_for_signal(stop: watch::Sender<bool>) {
     let _ = stop.send(true);
 }
 
-async fn publish_metrics(bus: Bus, node: String, metrics: Arc<NodeMetrics>, mut shutdown: watch::Receiver<bool>) {
-    let Ok(key) = bus.keys().metric(&node) else { return };
+async fn publish_metrics(
+    bus: Bus,
+    node: String,
+    metrics: Arc<NodeMetrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Ok(key) = bus.keys().metric(&node) else {
+        return;
+    };
     let publisher: MessagePublisher<MetricBatch> = match bus.message_publisher(&key) {
         Ok(publisher) => publisher,
         Err(err) => {
@@ -239,9 +269,15 @@ async fn publish_metrics(bus: Bus, node: String, metrics: Arc<NodeMetrics>, mut 
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let (steps, spikes) = (metrics.steps.load(Ordering::Relaxed), metrics.spikes.load(Ordering::Relaxed));
+        let (steps, spikes) = (
+            metrics.steps.load(Ordering::Relaxed),
+            metrics.spikes.load(Ordering::Relaxed),
+        );
         let elapsed = last.0.elapsed().as_secs_f64().max(1e-9);
-        let rates = ((steps - last.1) as f64 / elapsed, (spikes - last.2) as f64 / elapsed);
+        let rates = (
+            (steps - last.1) as f64 / elapsed,
+            (spikes - last.2) as f64 / elapsed,
+        );
         last = (Instant::now(), steps, spikes);
         let copies = bus.receive_stats();
         let timestamp_unix_ns = now_ns();
@@ -258,7 +294,10 @@ async fn publish_metrics(bus: Bus, node: String, metrics: Arc<NodeMetrics>, mut 
                 sample("spikes_per_s", rates.1),
                 sample("steps_total", steps as f64),
                 sample("gaps_total", metrics.gaps.load(Ordering::Relaxed) as f64),
-                sample("duplicates_total", metrics.duplicates.load(Ordering::Relaxed) as f64),
+                sample(
+                    "duplicates_total",
+                    metrics.duplicates.load(Ordering::Relaxed) as f64,
+                ),
                 sample("bus_received_total", copies.received as f64),
                 sample("bus_copies_total", copies.copies as f64),
                 sample("bus_bytes_copied_total", copies.bytes_copied as f64),

@@ -24,22 +24,27 @@ fn plugins_config(node: &Node) -> Result<PluginsConfig, NodeError> {
         match entry {
             Value::String(_) => {}
             Value::Object(map) => {
-                let name = map
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| NodeError::Config(format!("plugin entry {entry} has no \"name\"")))?;
+                let name = map.get("name").and_then(Value::as_str).ok_or_else(|| {
+                    NodeError::Config(format!("plugin entry {entry} has no \"name\""))
+                })?;
                 let mut settings = map.clone();
                 settings.remove("name");
                 let enabled = match settings.remove("enabled") {
                     None => true,
                     Some(Value::Bool(enabled)) => enabled,
                     Some(other) => {
-                        return Err(NodeError::Config(format!("plugin {name}: enabled must be true or false, got {other}")))
+                        return Err(NodeError::Config(format!(
+                            "plugin {name}: enabled must be true or false, got {other}"
+                        )))
                     }
                 };
                 config.set(name, PluginSection { enabled, settings });
             }
-            other => return Err(NodeError::Config(format!("plugin entry {other} must be a name or a mapping"))),
+            other => {
+                return Err(NodeError::Config(format!(
+                    "plugin entry {other} must be a name or a mapping"
+                )))
+            }
         }
     }
     Ok(config)
@@ -51,14 +56,24 @@ pub(crate) fn manager(node: &Node) -> Result<PluginManager, NodeError> {
     for err in manager.load_errors() {
         tracing::warn!(%err, "external plugin not loaded");
     }
-    manager.set_config(plugins_config(node)?).map_err(plugin_error)?;
+    manager
+        .set_config(plugins_config(node)?)
+        .map_err(plugin_error)?;
     Ok(manager)
 }
 
 /// Initializes and activates one plugin (a no-op for a plugin already active).
-pub(crate) fn activate(manager: &mut PluginManager, plugin_type: PluginType, name: &str) -> Result<(), NodeError> {
-    manager.initialize_plugin(plugin_type, name).map_err(plugin_error)?;
-    manager.activate_plugin(plugin_type, name).map_err(plugin_error)
+pub(crate) fn activate(
+    manager: &mut PluginManager,
+    plugin_type: PluginType,
+    name: &str,
+) -> Result<(), NodeError> {
+    manager
+        .initialize_plugin(plugin_type, name)
+        .map_err(plugin_error)?;
+    manager
+        .activate_plugin(plugin_type, name)
+        .map_err(plugin_error)
 }
 
 /// The health of the active plugins, for the node's health reply.

@@ -37,7 +37,10 @@ pub fn load(source: &str, seed: u64) -> Result<Vec<Sample>, NodeError> {
 }
 
 fn io_error(path: &Path, reason: impl std::fmt::Display) -> NodeError {
-    NodeError::Io { path: path.display().to_string(), reason: reason.to_string() }
+    NodeError::Io {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, NodeError> {
@@ -59,19 +62,34 @@ fn read_text(path: &Path) -> Result<String, NodeError> {
 
 /// Rows of numbers; the last column is the label.
 fn parse_csv(name: &str, text: &str) -> Result<Vec<Sample>, NodeError> {
-    let error = |line: usize, reason: String| NodeError::Io { path: format!("{name}:{line}"), reason };
+    let error = |line: usize, reason: String| NodeError::Io {
+        path: format!("{name}:{line}"),
+        reason,
+    };
     let mut rows: Vec<(Vec<f32>, u32)> = Vec::new();
-    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let fields: Result<Vec<f32>, _> = line.split(',').map(|f| f.trim().parse::<f32>()).collect();
+    for (index, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let fields: Result<Vec<f32>, _> =
+            line.split(',').map(|f| f.trim().parse::<f32>()).collect();
         let mut fields = fields.map_err(|err| error(index + 1, format!("not a number: {err}")))?;
         let label = fields.pop().filter(|l| *l >= 0.0 && l.fract() == 0.0);
-        let label = label.ok_or_else(|| error(index + 1, "last column must be a label (0, 1, 2, …)".into()))?;
+        let label = label
+            .ok_or_else(|| error(index + 1, "last column must be a label (0, 1, 2, …)".into()))?;
         if fields.is_empty() || fields.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(error(index + 1, "pixel values must be finite and non-negative".into()));
+            return Err(error(
+                index + 1,
+                "pixel values must be finite and non-negative".into(),
+            ));
         }
         if let Some((first, _)) = rows.first() {
             if first.len() != fields.len() {
-                return Err(error(index + 1, format!("{} values, the first row has {}", fields.len(), first.len())));
+                return Err(error(
+                    index + 1,
+                    format!("{} values, the first row has {}", fields.len(), first.len()),
+                ));
             }
         }
         rows.push((fields, label as u32));
@@ -79,44 +97,72 @@ fn parse_csv(name: &str, text: &str) -> Result<Vec<Sample>, NodeError> {
     if rows.is_empty() {
         return Err(error(0, "no rows".into()));
     }
-    let max = rows.iter().flat_map(|(v, _)| v.iter().copied()).fold(0.0f32, f32::max).max(f32::MIN_POSITIVE);
+    let max = rows
+        .iter()
+        .flat_map(|(v, _)| v.iter().copied())
+        .fold(0.0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
     Ok(rows
         .into_iter()
-        .map(|(values, label)| Sample { values: values.into_iter().map(|v| v / max).collect(), label: Some(label) })
+        .map(|(values, label)| Sample {
+            values: values.into_iter().map(|v| v / max).collect(),
+            label: Some(label),
+        })
         .collect())
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// An IDX file: magic 0x0000_08NN (unsigned bytes, NN dimensions), sizes, data.
 fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), NodeError> {
     let magic = be_u32(bytes, 0).ok_or_else(|| io_error(path, "too short for an IDX header"))?;
     if magic >> 8 != 0x08 {
-        return Err(io_error(path, format!("not an unsigned-byte IDX file (magic {magic:#010x})")));
+        return Err(io_error(
+            path,
+            format!("not an unsigned-byte IDX file (magic {magic:#010x})"),
+        ));
     }
     let dims = (magic & 0xff) as usize;
-    let sizes: Option<Vec<usize>> = (0..dims).map(|d| be_u32(bytes, 4 + 4 * d).map(|s| s as usize)).collect();
+    let sizes: Option<Vec<usize>> = (0..dims)
+        .map(|d| be_u32(bytes, 4 + 4 * d).map(|s| s as usize))
+        .collect();
     let sizes = sizes.ok_or_else(|| io_error(path, "truncated IDX header"))?;
     let count = sizes.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s));
     let data = &bytes[(4 + 4 * dims).min(bytes.len())..];
     match count {
         Some(count) if count == data.len() => Ok((sizes, data.to_vec())),
-        _ => Err(io_error(path, format!("IDX sizes {sizes:?} do not match its {} data bytes", data.len()))),
+        _ => Err(io_error(
+            path,
+            format!(
+                "IDX sizes {sizes:?} do not match its {} data bytes",
+                data.len()
+            ),
+        )),
     }
 }
 
 fn load_idx(path: &Path) -> Result<Vec<Sample>, NodeError> {
     let (sizes, pixels) = parse_idx(path, &read_bytes(path)?)?;
-    let (&count, rest) = sizes.split_first().ok_or_else(|| io_error(path, "IDX image file without dimensions"))?;
+    let (&count, rest) = sizes
+        .split_first()
+        .ok_or_else(|| io_error(path, "IDX image file without dimensions"))?;
     let size: usize = rest.iter().product();
     let labels_path = path.to_string_lossy().replace("images-idx3", "labels-idx1");
     let labels = match Path::new(&labels_path) {
         p if p != path && p.exists() => {
             let (label_sizes, labels) = parse_idx(p, &read_bytes(p)?)?;
             if label_sizes != [count] {
-                return Err(io_error(p, format!("{} labels for {count} images", label_sizes.first().unwrap_or(&0))));
+                return Err(io_error(
+                    p,
+                    format!(
+                        "{} labels for {count} images",
+                        label_sizes.first().unwrap_or(&0)
+                    ),
+                ));
             }
             Some(labels)
         }
@@ -124,7 +170,10 @@ fn load_idx(path: &Path) -> Result<Vec<Sample>, NodeError> {
     };
     Ok((0..count)
         .map(|i| Sample {
-            values: pixels[i * size..(i + 1) * size].iter().map(|&p| f32::from(p) / 255.0).collect(),
+            values: pixels[i * size..(i + 1) * size]
+                .iter()
+                .map(|&p| f32::from(p) / 255.0)
+                .collect(),
             label: labels.as_ref().map(|l| u32::from(l[i])),
         })
         .collect())
@@ -156,7 +205,10 @@ fn bars(count: usize, seed: u64) -> Vec<Sample> {
                     (base + 0.1 * noise()).min(1.0)
                 })
                 .collect();
-            Sample { values, label: Some(class) }
+            Sample {
+                values,
+                label: Some(class),
+            }
         })
         .collect()
 }
@@ -169,14 +221,19 @@ mod tests {
     fn builtin_digits_are_real_8x8_digits() {
         let samples = load("builtin:digits", 0).unwrap();
         assert_eq!(samples.len(), 200);
-        assert!(samples.iter().all(|s| s.values.len() == 64 && s.values.iter().all(|v| (0.0..=1.0).contains(v))));
+        assert!(samples
+            .iter()
+            .all(|s| s.values.len() == 64 && s.values.iter().all(|v| (0.0..=1.0).contains(v))));
         assert_eq!(samples[0].label, Some(0));
         assert_eq!(samples[1].label, Some(1));
     }
 
     #[test]
     fn shared_digits_file_loads_when_present() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/digits/digits.csv.gz");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/digits/digits.csv.gz"
+        );
         if Path::new(path).exists() {
             let samples = load(path, 0).unwrap();
             assert_eq!(samples.len(), 1797);

@@ -100,16 +100,25 @@ impl StepInput {
 
     /// The step of the next tensor, waiting for it (`None` when the node stops).
     pub async fn peek_step(&mut self, node: &Node) -> Result<Option<u64>, NodeError> {
-        let Some(msg) = self.next(node).await? else { return Ok(None) };
+        let Some(msg) = self.next(node).await? else {
+            return Ok(None);
+        };
         let step = msg.view().header.step.to_native();
         self.pending = Some(msg);
         Ok(Some(step))
     }
 
     /// Waits for this input's tensor of step `t` (`None` when the node stops).
-    pub async fn take(&mut self, t: u64, node: &Node, metrics: &NodeMetrics) -> Result<Option<Delivery>, NodeError> {
+    pub async fn take(
+        &mut self,
+        t: u64,
+        node: &Node,
+        metrics: &NodeMetrics,
+    ) -> Result<Option<Delivery>, NodeError> {
         loop {
-            let Some(msg) = self.next(node).await? else { return Ok(None) };
+            let Some(msg) = self.next(node).await? else {
+                return Ok(None);
+            };
             let step = msg.view().header.step.to_native();
             if step < t {
                 metrics.duplicates.fetch_add(1, Ordering::Relaxed);

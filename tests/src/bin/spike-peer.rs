@@ -52,11 +52,15 @@ async fn main() -> Result<()> {
             let bus = Bus::open(config).await.context("open the bus")?;
             let subscriber = bus.spike_subscriber(TOPIC)?;
             println!("ready");
-            let mut summary = SubSummary { in_order: true, ..Default::default() };
+            let mut summary = SubSummary {
+                in_order: true,
+                ..Default::default()
+            };
             for expected in 0..count {
                 let msg = subscriber.recv().await?;
                 let view = msg.view();
-                summary.in_order &= view.header.seq.to_native() == expected && view.header.step.to_native() == expected;
+                summary.in_order &= view.header.seq.to_native() == expected
+                    && view.header.step.to_native() == expected;
                 summary.active_total += view.active_count() as u64;
             }
             let stats = subscriber.stats();
@@ -67,13 +71,20 @@ async fn main() -> Result<()> {
             summary.invalid = stats.invalid;
             println!("{}", serde_json::to_string(&summary)?);
         }
-        Role::Pub { connect, count, bytes } => {
+        Role::Pub {
+            connect,
+            count,
+            bytes,
+        } => {
             let mut config = BusConfig::peer(&[], &[connect]);
             config.shared_memory = !args.no_shm;
             config.shm_pool_bytes = (bytes * 16).max(64 << 20);
             let bus = Bus::open(config).await.context("open the bus")?;
             let mut publisher = bus.spike_publisher(TOPIC)?;
-            if !publisher.wait_for_subscribers(Duration::from_secs(20)).await? {
+            if !publisher
+                .wait_for_subscribers(Duration::from_secs(20))
+                .await?
+            {
                 bail!("no subscriber appeared on {}", publisher.key());
             }
             let len = (bytes / 8).max(1) * 64;

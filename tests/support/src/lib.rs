@@ -5,6 +5,8 @@
 //! - [`Child`]: a spawned process that is killed when dropped, whose output lines
 //!   can be awaited with [`Child::wait_for_line`].
 //! - [`wait_until`]: wait on a condition with a deadline instead of sleeping.
+//! - [`netns::TwoHosts`]: two test hosts (network namespaces and a veth link) for
+//!   multi-host tests, removed when dropped.
 //!
 //! ```
 //! use std::time::Duration;
@@ -15,6 +17,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, ExitStatus, Stdio};
@@ -24,7 +28,10 @@ use std::time::{Duration, Instant};
 /// A free TCP port on 127.0.0.1 (bound once and released; tests use it at once).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
-    listener.local_addr().expect("local address of a bound listener").port()
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
 }
 
 /// `tcp/127.0.0.1:<free port>`.
@@ -38,9 +45,16 @@ pub fn loopback_endpoint() -> String {
 pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(std::path::Path::parent).expect("test executable inside target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("test executable inside target/<profile>/deps");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build it with `cargo build -p {name}`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p {name}`",
+        path.display()
+    );
     path
 }
 
@@ -76,7 +90,9 @@ impl std::fmt::Display for ChildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChildError::Spawn(err) => write!(f, "cannot spawn: {err}"),
-            ChildError::Timeout(lines) => write!(f, "timed out; output so far:\n{}", lines.join("\n")),
+            ChildError::Timeout(lines) => {
+                write!(f, "timed out; output so far:\n{}", lines.join("\n"))
+            }
             ChildError::Exited(lines) => write!(f, "output ended; it was:\n{}", lines.join("\n")),
         }
     }
@@ -116,7 +132,11 @@ impl Child {
                 }
             });
         }
-        Ok(Child { child, lines, seen: Vec::new() })
+        Ok(Child {
+            child,
+            lines,
+            seen: Vec::new(),
+        })
     }
 
     /// The process id.
@@ -126,7 +146,11 @@ impl Child {
 
     /// Waits for an output line (stdout or stderr) for which `matches` holds, and
     /// returns it.
-    pub fn wait_for_line(&mut self, mut matches: impl FnMut(&str) -> bool, timeout: Duration) -> Result<String, ChildError> {
+    pub fn wait_for_line(
+        &mut self,
+        mut matches: impl FnMut(&str) -> bool,
+        timeout: Duration,
+    ) -> Result<String, ChildError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -137,8 +161,12 @@ impl Child {
                         return Ok(line);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => return Err(ChildError::Timeout(self.seen.clone())),
-                Err(RecvTimeoutError::Disconnected) => return Err(ChildError::Exited(self.seen.clone())),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(ChildError::Timeout(self.seen.clone()))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ChildError::Exited(self.seen.clone()))
+                }
             }
         }
     }
@@ -163,11 +191,17 @@ impl Child {
 
     /// Sends a signal (e.g. `"INT"`, `"TERM"`) with the `kill` command.
     pub fn signal(&self, signal: &str) -> std::io::Result<()> {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.id().to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.id().to_string())
+            .status()?;
         if status.success() {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("kill -{signal} {} failed", self.id())))
+            Err(std::io::Error::other(format!(
+                "kill -{signal} {} failed",
+                self.id()
+            )))
         }
     }
 }
@@ -193,8 +227,11 @@ mod tests {
 
     #[test]
     fn child_output_ending_is_reported() {
-        let mut child = Child::spawn(Command::new("sh").args(["-c", "echo one; echo two >&2"])).unwrap();
-        let err = child.wait_for_line(|l| l == "three", Duration::from_secs(5)).unwrap_err();
+        let mut child =
+            Child::spawn(Command::new("sh").args(["-c", "echo one; echo two >&2"])).unwrap();
+        let err = child
+            .wait_for_line(|l| l == "three", Duration::from_secs(5))
+            .unwrap_err();
         match err {
             ChildError::Exited(mut lines) => {
                 lines.sort();

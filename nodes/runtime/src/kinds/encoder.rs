@@ -35,7 +35,10 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let output: String = node.param("output", format!("{}/spikes", node.name()))?;
     let wait_s: f64 = node.param("wait_subscribers_s", 10.0)?;
     if steps_per_sample == 0 {
-        return Err(NodeError::Param { name: "steps_per_sample".into(), reason: "must be at least 1".into() });
+        return Err(NodeError::Param {
+            name: "steps_per_sample".into(),
+            reason: "must be at least 1".into(),
+        });
     }
 
     let samples = stimulus::load(&source, seed)?;

@@ -23,7 +23,9 @@
 
 use std::sync::atomic::Ordering;
 
-use evospike_compute::{backend_from_env, Backend, FixedProbability, Projection, Target, WeightInit};
+use evospike_compute::{
+    backend_from_env, Backend, FixedProbability, Projection, Target, WeightInit,
+};
 use evospike_plugin_api::{LayerSpec, NeuronLayer, PlasticityRule, PluginType, RuleSpec};
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
@@ -98,11 +100,15 @@ impl Wired {
                 TargetSpec::Excitatory => Target::Excitatory,
                 TargetSpec::Inhibitory => Target::Inhibitory,
             };
-            let projection = Projection::new(weights.into(), target, self.spec.delay).map_err(|err| param_error(&err))?;
+            let projection = Projection::new(weights.into(), target, self.spec.delay)
+                .map_err(|err| param_error(&err))?;
             tracing::info!(topic = %self.input.topic(), pre, post, "projection built");
             self.projection = Some(projection);
         }
-        Ok(self.projection.as_mut().unwrap_or_else(|| unreachable!("built above")))
+        Ok(self
+            .projection
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("built above")))
     }
 }
 
@@ -116,24 +122,44 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let output: String = node.param("output", format!("{}/spikes", node.name()))?;
     let wait_s: f64 = node.param("wait_subscribers_s", 10.0)?;
     if specs.is_empty() {
-        return Err(NodeError::Param { name: "inputs".into(), reason: "a layer needs at least one input".into() });
+        return Err(NodeError::Param {
+            name: "inputs".into(),
+            reason: "a layer needs at least one input".into(),
+        });
     }
     if let Some(rule) = rules.iter().find(|r| r.input >= specs.len()) {
         return Err(NodeError::Param {
             name: "plasticity".into(),
-            reason: format!("{} refers to input {} of {}", rule.plugin, rule.input, specs.len()),
+            reason: format!(
+                "{} refers to input {} of {}",
+                rule.plugin,
+                rule.input,
+                specs.len()
+            ),
         });
     }
 
     let backend = backend_from_env().map_err(|err| NodeError::Config(err.to_string()))?;
     let mut manager = plugins::manager(&node)?;
     plugins::activate(&mut manager, PluginType::Neuron, &neuron)?;
-    let layer_spec =
-        LayerSpec { num_neurons: size, dt_ms, params: node.param("neuron_params", Default::default())?, seed: 0 };
-    let mut layer = manager.neuron(&neuron).map_err(plugin_error)?.create_layer(&layer_spec).map_err(plugin_error)?;
+    let layer_spec = LayerSpec {
+        num_neurons: size,
+        dt_ms,
+        params: node.param("neuron_params", Default::default())?,
+        seed: 0,
+    };
+    let mut layer = manager
+        .neuron(&neuron)
+        .map_err(plugin_error)?
+        .create_layer(&layer_spec)
+        .map_err(plugin_error)?;
     let mut wired = Vec::with_capacity(specs.len());
     for spec in specs {
-        wired.push(Wired { input: StepInput::new(&node, &spec.topic)?, spec, projection: None });
+        wired.push(Wired {
+            input: StepInput::new(&node, &spec.topic)?,
+            spec,
+            projection: None,
+        });
     }
     let mut publisher = node.spike_publisher(&output)?;
     tracing::info!(size, %neuron, backend = backend.name(), topic = %publisher.key(), "node {} (layer) ready", node.name());
@@ -167,8 +193,18 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                 None => return finish(&node, &mut manager, t - start),
             }
         }
-        let SpikeBody::Bitset(out_words) = &mut out.body else { unreachable!("zeros makes a bitset") };
-        step_layer(backend.as_ref(), &mut wired, &deliveries, &mut rules, layer.as_mut(), &mut current, out_words)?;
+        let SpikeBody::Bitset(out_words) = &mut out.body else {
+            unreachable!("zeros makes a bitset")
+        };
+        step_layer(
+            backend.as_ref(),
+            &mut wired,
+            &deliveries,
+            &mut rules,
+            layer.as_mut(),
+            &mut current,
+            out_words,
+        )?;
         let active = out_words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
         out.header.step = t;
         publisher.publish(&mut out)?;
@@ -184,7 +220,11 @@ fn plugin_error(err: impl std::fmt::Display) -> NodeError {
     NodeError::Plugin(err.to_string())
 }
 
-fn finish(node: &Node, manager: &mut evospike_plugin_host::PluginManager, steps: u64) -> Result<(), NodeError> {
+fn finish(
+    node: &Node,
+    manager: &mut evospike_plugin_host::PluginManager,
+    steps: u64,
+) -> Result<(), NodeError> {
     tracing::info!(steps, "layer {} done", node.name());
     manager.stop_all();
     Ok(())
@@ -203,11 +243,15 @@ fn build_rules(
     for rule in params {
         plugins::activate(manager, PluginType::Plasticity, &rule.plugin)?;
         let pre = wired[rule.input].projection(post)?.pre();
-        let spec = RuleSpec { pre, post, dt_ms, params: rule.params.clone() };
-        let plugin = manager
-            .registry()
-            .plasticity(&rule.plugin)
-            .ok_or_else(|| NodeError::Plugin(format!("{} is not a PLASTICITY plugin", rule.plugin)))?;
+        let spec = RuleSpec {
+            pre,
+            post,
+            dt_ms,
+            params: rule.params.clone(),
+        };
+        let plugin = manager.registry().plasticity(&rule.plugin).ok_or_else(|| {
+            NodeError::Plugin(format!("{} is not a PLASTICITY plugin", rule.plugin))
+        })?;
         rules.push((rule.input, plugin.create_rule(&spec).map_err(plugin_error)?));
     }
     Ok(rules)
@@ -229,16 +273,24 @@ fn step_layer(
         let Some(delivery) = delivery else { continue };
         // The projection exists once its input's size is known (first tensor).
         w.projection(post)?;
-        let Wired { input, projection, .. } = w;
+        let Wired {
+            input, projection, ..
+        } = w;
         let words = input.words(delivery);
         if let Some(projection) = projection.as_mut() {
-            projection.step(backend, words, current).map_err(|err| NodeError::Config(err.to_string()))?;
+            projection
+                .step(backend, words, current)
+                .map_err(|err| NodeError::Config(err.to_string()))?;
         }
     }
     layer.step(current, out_words);
     for (index, rule) in rules.iter_mut() {
-        let (Some(delivery), w) = (&deliveries[*index], &mut wired[*index]) else { continue };
-        let Wired { input, projection, .. } = w;
+        let (Some(delivery), w) = (&deliveries[*index], &mut wired[*index]) else {
+            continue;
+        };
+        let Wired {
+            input, projection, ..
+        } = w;
         let pre = input.words(delivery);
         if let Some(projection) = projection.as_mut() {
             rule.update(pre, out_words, projection.weights_mut());

@@ -32,38 +32,59 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let max_steps: Option<u64> = node.param("max_steps", None)?;
     let output: String = node.param("output", format!("{}/scores", node.name()))?;
     if classes == 0 || window == 0 {
-        return Err(NodeError::Param { name: "classes/steps_per_sample".into(), reason: "must be at least 1".into() });
+        return Err(NodeError::Param {
+            name: "classes/steps_per_sample".into(),
+            reason: "must be at least 1".into(),
+        });
     }
     let mut input = StepInput::new(&node, &input_topic)?;
     let mut publisher = node.spike_publisher(&output)?;
     tracing::info!(classes, window, topic = %publisher.key(), "node {} (readout) ready", node.name());
-    let Some(start) = input.peek_step(&node).await? else { return Ok(()) };
+    let Some(start) = input.peek_step(&node).await? else {
+        return Ok(());
+    };
     node.set_state(HealthState::Active);
 
     let neurons = input.len().unwrap_or(0);
     // Neurons per class under the round-robin assignment (at least one, to divide by).
-    let per_class: Vec<f32> = (0..classes).map(|c| neurons.saturating_sub(c).div_ceil(classes).max(1) as f32).collect();
+    let per_class: Vec<f32> = (0..classes)
+        .map(|c| neurons.saturating_sub(c).div_ceil(classes).max(1) as f32)
+        .collect();
     let mut counts = vec![0u32; classes];
-    let mut scores = SpikeTensor::builder(node.name()).shape([classes as u32]).analog(vec![0.0; classes])?;
+    let mut scores = SpikeTensor::builder(node.name())
+        .shape([classes as u32])
+        .analog(vec![0.0; classes])?;
     let mut t = start;
     while max_steps.is_none_or(|max| t < max) {
-        let Some(delivery) = input.take(t, &node, node.metrics()).await? else { break };
+        let Some(delivery) = input.take(t, &node, node.metrics()).await? else {
+            break;
+        };
         if let Delivery::Tensor(msg) = &delivery {
             let view = msg.view();
             for i in view.active_indices() {
                 counts[i as usize % classes] += 1;
             }
-            node.metrics().spikes.fetch_add(view.active_count() as u64, Ordering::Relaxed);
+            node.metrics()
+                .spikes
+                .fetch_add(view.active_count() as u64, Ordering::Relaxed);
         }
         node.metrics().steps.fetch_add(1, Ordering::Relaxed);
         if (t + 1) % window == 0 {
-            let SpikeBody::Analog(values) = &mut scores.body else { unreachable!("built as analog") };
+            let SpikeBody::Analog(values) = &mut scores.body else {
+                unreachable!("built as analog")
+            };
             for ((value, count), per) in values.iter_mut().zip(&counts).zip(&per_class) {
                 *value = *count as f32 / *per;
             }
-            let best = values.iter().enumerate().filter(|(_, v)| **v > 0.0).max_by(|a, b| a.1.total_cmp(b.1));
+            let best = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .max_by(|a, b| a.1.total_cmp(b.1));
             match best {
-                Some((class, score)) => tracing::info!(step = t, class, score = *score, "prediction"),
+                Some((class, score)) => {
+                    tracing::info!(step = t, class, score = *score, "prediction")
+                }
                 None => tracing::info!(step = t, "no spikes in this window: no prediction"),
             }
             scores.header.step = t;
