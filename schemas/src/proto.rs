@@ -17,7 +17,11 @@ use crate::SchemaError;
 impl ErrorReply {
     /// An error reply with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorReply {
-        ErrorReply { code: code as i32, message: message.into(), ..Default::default() }
+        ErrorReply {
+            code: code as i32,
+            message: message.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -52,7 +56,16 @@ mod tests {
     #[test]
     fn garbage_is_a_typed_error() {
         let err = decode::<Health>(&[0xff, 0xff, 0xff]).unwrap_err();
-        assert!(matches!(err, SchemaError::Decode { type_name: "Health", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                SchemaError::Decode {
+                    type_name: "Health",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

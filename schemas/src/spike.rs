@@ -146,7 +146,12 @@ impl<'a> BodyRef<'a> {
             BodyRef::Bitset(words) => {
                 let expected = bitset_words(len);
                 if words.len() != expected {
-                    return Err(body_len_error(Encoding::Bitset, words.len(), expected, "words"));
+                    return Err(body_len_error(
+                        Encoding::Bitset,
+                        words.len(),
+                        expected,
+                        "words",
+                    ));
                 }
                 let tail_bits = len % 64;
                 if tail_bits != 0 && words[expected - 1] >> tail_bits != 0 {
@@ -164,12 +169,22 @@ impl<'a> BodyRef<'a> {
                         previous = Some(index);
                         continue;
                     };
-                    return Err(SchemaError::SparseIndex { index, position, len, reason });
+                    return Err(SchemaError::SparseIndex {
+                        index,
+                        position,
+                        len,
+                        reason,
+                    });
                 }
             }
             BodyRef::Analog(values) => {
                 if values.len() != len {
-                    return Err(body_len_error(Encoding::Analog, values.len(), len, "values"));
+                    return Err(body_len_error(
+                        Encoding::Analog,
+                        values.len(),
+                        len,
+                        "values",
+                    ));
                 }
             }
         }
@@ -183,7 +198,10 @@ pub fn bitset_words(len: usize) -> usize {
 }
 
 fn element_count(shape: &[u32]) -> Result<usize, SchemaError> {
-    let invalid = |reason| SchemaError::Shape { shape: shape.to_vec(), reason };
+    let invalid = |reason| SchemaError::Shape {
+        shape: shape.to_vec(),
+        reason,
+    };
     if shape.is_empty() {
         return Err(invalid("no dimensions"));
     }
@@ -192,7 +210,9 @@ fn element_count(shape: &[u32]) -> Result<usize, SchemaError> {
         if dim == 0 {
             return Err(invalid("a dimension is zero"));
         }
-        count = count.checked_mul(dim as usize).ok_or_else(|| invalid("element count overflows"))?;
+        count = count
+            .checked_mul(dim as usize)
+            .ok_or_else(|| invalid("element count overflows"))?;
     }
     // Sparse indices are u32: a tensor must be addressable by them.
     if count > u32::MAX as usize + 1 {
@@ -205,7 +225,11 @@ fn element_count(shape: &[u32]) -> Result<usize, SchemaError> {
 #[derive(Debug, Clone)]
 pub enum ActiveIndices<'a> {
     #[doc(hidden)]
-    Bitset { words: &'a [u64], word: usize, bits: u64 },
+    Bitset {
+        words: &'a [u64],
+        word: usize,
+        bits: u64,
+    },
     #[doc(hidden)]
     Sparse(std::slice::Iter<'a, u32>),
     #[doc(hidden)]
@@ -227,7 +251,9 @@ impl Iterator for ActiveIndices<'_> {
                 *bits = *words.get(*word)?;
             },
             ActiveIndices::Sparse(indices) => indices.next().copied(),
-            ActiveIndices::Analog(values) => values.find(|(_, v)| **v != 0.0).map(|(i, _)| i as u32),
+            ActiveIndices::Analog(values) => {
+                values.find(|(_, v)| **v != 0.0).map(|(i, _)| i as u32)
+            }
         }
     }
 }
@@ -294,7 +320,11 @@ impl SpikeTensorBuilder {
             words[i / 64] |= 1 << (i % 64);
         }
         let len = active.len();
-        let builder = if self.shape.is_empty() { self.shape([len as u32]) } else { self };
+        let builder = if self.shape.is_empty() {
+            self.shape([len as u32])
+        } else {
+            self
+        };
         builder.bitset(words)
     }
 
@@ -302,7 +332,11 @@ impl SpikeTensorBuilder {
         if self.shape.is_empty() {
             self.shape = vec![u32::try_from(default_len.max(1)).unwrap_or(u32::MAX)];
         }
-        let tensor = SpikeTensor { header: self.header, shape: self.shape, body };
+        let tensor = SpikeTensor {
+            header: self.header,
+            shape: self.shape,
+            body,
+        };
         tensor.validate()?;
         Ok(tensor)
     }
@@ -338,7 +372,11 @@ impl SpikeTensor {
     /// Starts building a tensor sent by node `source`.
     pub fn builder(source: impl Into<String>) -> SpikeTensorBuilder {
         SpikeTensorBuilder {
-            header: SpikeHeader { wire_version: WIRE_VERSION, source: source.into(), ..Default::default() },
+            header: SpikeHeader {
+                wire_version: WIRE_VERSION,
+                source: source.into(),
+                ..Default::default()
+            },
             shape: Vec::new(),
         }
     }
@@ -346,7 +384,9 @@ impl SpikeTensor {
     /// An all-silent bitset tensor of the given shape, to be filled in place step after step.
     pub fn zeros(source: impl Into<String>, shape: &[u32]) -> Result<SpikeTensor, SchemaError> {
         let len = element_count(shape)?;
-        SpikeTensor::builder(source).shape(shape.iter().copied()).bitset(vec![0; bitset_words(len)])
+        SpikeTensor::builder(source)
+            .shape(shape.iter().copied())
+            .bitset(vec![0; bitset_words(len)])
     }
 
     fn body_ref(&self) -> BodyRef<'_> {
@@ -392,7 +432,11 @@ impl SpikeTensor {
     /// elements; spikes → analog gives 1.0 for active and 0.0 for silent elements.
     pub fn to_encoding(&self, encoding: Encoding) -> SpikeTensor {
         let body = convert(self.body_ref(), self.len(), encoding);
-        SpikeTensor { header: self.header.clone(), shape: self.shape.clone(), body }
+        SpikeTensor {
+            header: self.header.clone(),
+            shape: self.shape.clone(),
+            body,
+        }
     }
 
     /// Size in bytes of this tensor's archive, as [`write_into`](Self::write_into)
@@ -423,7 +467,10 @@ impl SpikeTensor {
         let archive_len = self.archive_len();
         let total = archive_len.next_multiple_of(ALIGNMENT);
         let capacity = buf.len();
-        let too_small = || BufferTooSmall { needed: total, capacity };
+        let too_small = || BufferTooSmall {
+            needed: total,
+            capacity,
+        };
         if buf.len() < total {
             return Err(too_small());
         }
@@ -459,10 +506,17 @@ impl SpikeTensor {
     pub fn view(bytes: &[u8]) -> Result<&ArchivedSpikeTensor, SchemaError> {
         let addr = bytes.as_ptr() as usize;
         if addr % ALIGNMENT != 0 {
-            return Err(SchemaError::Misaligned { addr, required: ALIGNMENT });
+            return Err(SchemaError::Misaligned {
+                addr,
+                required: ALIGNMENT,
+            });
         }
-        let archived = rkyv::access::<ArchivedSpikeTensor, RkyvError>(bytes)
-            .map_err(|err| SchemaError::Malformed { len: bytes.len(), reason: err.to_string() })?;
+        let archived = rkyv::access::<ArchivedSpikeTensor, RkyvError>(bytes).map_err(|err| {
+            SchemaError::Malformed {
+                len: bytes.len(),
+                reason: err.to_string(),
+            }
+        })?;
         archived.validate()?;
         Ok(archived)
     }
@@ -486,7 +540,10 @@ fn check_wire_version(found: u16) -> Result<(), SchemaError> {
     if found == WIRE_VERSION {
         Ok(())
     } else {
-        Err(SchemaError::WireVersion { found, supported: WIRE_VERSION })
+        Err(SchemaError::WireVersion {
+            found,
+            supported: WIRE_VERSION,
+        })
     }
 }
 
@@ -541,9 +598,15 @@ impl ArchivedSpikeBody {
         // primitives, checked above to match the native types' size and alignment; on a
         // little-endian target their bits are the native bits.
         match self {
-            ArchivedSpikeBody::Bitset(words) => BodyRef::Bitset(unsafe { native_slice(words.as_slice()) }),
-            ArchivedSpikeBody::Sparse(indices) => BodyRef::Sparse(unsafe { native_slice(indices.as_slice()) }),
-            ArchivedSpikeBody::Analog(values) => BodyRef::Analog(unsafe { native_slice(values.as_slice()) }),
+            ArchivedSpikeBody::Bitset(words) => {
+                BodyRef::Bitset(unsafe { native_slice(words.as_slice()) })
+            }
+            ArchivedSpikeBody::Sparse(indices) => {
+                BodyRef::Sparse(unsafe { native_slice(indices.as_slice()) })
+            }
+            ArchivedSpikeBody::Analog(values) => {
+                BodyRef::Analog(unsafe { native_slice(values.as_slice()) })
+            }
         }
     }
 }
@@ -624,7 +687,11 @@ impl ArchivedSpikeTensor {
             step: self.header.step.to_native(),
             timestamp_ns: self.header.timestamp_ns.to_native(),
         };
-        SpikeTensor { header, shape: self.shape().to_vec(), body: convert(self.body.as_ref(), self.len(), encoding) }
+        SpikeTensor {
+            header,
+            shape: self.shape().to_vec(),
+            body: convert(self.body.as_ref(), self.len(), encoding),
+        }
     }
 
     /// An owned copy in the same encoding.

@@ -89,6 +89,8 @@ impl DerefMut for SendBuf {
 
 /// A received sample: a key and a payload, as the transport delivered it.
 #[derive(Debug, Clone)]
+// Boxing the Zenoh sample would allocate once per message on the data path.
+#[allow(clippy::large_enum_variant)]
 pub enum Received {
     /// From Zenoh (the payload may be shared memory or network buffers).
     Zenoh(::zenoh::sample::Sample),

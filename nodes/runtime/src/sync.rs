@@ -30,6 +30,8 @@ pub struct StepInput {
 
 /// What an input delivered for a step.
 #[derive(Debug)]
+// Boxing the message would allocate once per step on the data path.
+#[allow(clippy::large_enum_variant)]
 pub enum Delivery {
     /// The tensor of this step.
     Tensor(SpikeMsg),

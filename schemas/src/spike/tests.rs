@@ -28,7 +28,10 @@ fn round_trips_every_encoding_in_place() {
         let view = SpikeTensor::view(&bytes).unwrap();
         assert_eq!(view.to_owned_tensor(), tensor);
         assert_eq!(view.active_count(), tensor.active_count());
-        assert_eq!(view.active_indices().collect::<Vec<_>>(), tensor.active_indices().collect::<Vec<_>>());
+        assert_eq!(
+            view.active_indices().collect::<Vec<_>>(),
+            tensor.active_indices().collect::<Vec<_>>()
+        );
     }
 }
 
@@ -38,34 +41,90 @@ fn view_borrows_the_buffer() {
     let bytes = tensor.to_aligned_bytes();
     let words = SpikeTensor::view(&bytes).unwrap().bitset().unwrap();
     let range = bytes.as_ptr_range();
-    assert!(range.contains(&words.as_ptr().cast::<u8>()), "view must point into the received bytes");
+    assert!(
+        range.contains(&words.as_ptr().cast::<u8>()),
+        "view must point into the received bytes"
+    );
 }
 
 #[test]
 fn conversions_agree_on_active_elements() {
-    let sparse = SpikeTensor::builder("enc").shape([200]).sparse(vec![0, 63, 64, 199]).unwrap();
+    let sparse = SpikeTensor::builder("enc")
+        .shape([200])
+        .sparse(vec![0, 63, 64, 199])
+        .unwrap();
     for encoding in [Encoding::Bitset, Encoding::Analog, Encoding::Sparse] {
         let converted = sparse.to_encoding(encoding);
         converted.validate().unwrap();
         assert_eq!(converted.encoding(), encoding);
-        assert_eq!(converted.active_indices().collect::<Vec<_>>(), vec![0, 63, 64, 199]);
+        assert_eq!(
+            converted.active_indices().collect::<Vec<_>>(),
+            vec![0, 63, 64, 199]
+        );
         assert_eq!(converted.to_encoding(Encoding::Sparse), sparse);
     }
 }
 
 #[test]
 fn builder_rejects_bodies_that_do_not_fit_the_shape() {
-    let err = SpikeTensor::builder("x").shape([10]).sparse(vec![3, 10]).unwrap_err();
-    assert!(matches!(err, SchemaError::SparseIndex { index: 10, reason: "out of range", .. }), "{err}");
-    let err = SpikeTensor::builder("x").shape([10]).sparse(vec![3, 3]).unwrap_err();
-    assert!(matches!(err, SchemaError::SparseIndex { reason: "not strictly increasing", .. }), "{err}");
-    let err = SpikeTensor::builder("x").shape([65]).bitset(vec![0]).unwrap_err();
-    assert!(matches!(err, SchemaError::BodyLength { found: 1, expected: 2, .. }), "{err}");
-    let err = SpikeTensor::builder("x").shape([10]).bitset(vec![1 << 10]).unwrap_err();
+    let err = SpikeTensor::builder("x")
+        .shape([10])
+        .sparse(vec![3, 10])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchemaError::SparseIndex {
+                index: 10,
+                reason: "out of range",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = SpikeTensor::builder("x")
+        .shape([10])
+        .sparse(vec![3, 3])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchemaError::SparseIndex {
+                reason: "not strictly increasing",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = SpikeTensor::builder("x")
+        .shape([65])
+        .bitset(vec![0])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchemaError::BodyLength {
+                found: 1,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = SpikeTensor::builder("x")
+        .shape([10])
+        .bitset(vec![1 << 10])
+        .unwrap_err();
     assert_eq!(err, SchemaError::BitsetPadding { len: 10 });
-    let err = SpikeTensor::builder("x").shape([4, 0]).analog(vec![]).unwrap_err();
+    let err = SpikeTensor::builder("x")
+        .shape([4, 0])
+        .analog(vec![])
+        .unwrap_err();
     assert!(matches!(err, SchemaError::Shape { .. }), "{err}");
-    let err = SpikeTensor::builder("x").shape([u32::MAX, u32::MAX, 2]).analog(vec![]).unwrap_err();
+    let err = SpikeTensor::builder("x")
+        .shape([u32::MAX, u32::MAX, 2])
+        .analog(vec![])
+        .unwrap_err();
     assert!(matches!(err, SchemaError::Shape { .. }), "{err}");
 }
 
@@ -86,7 +145,10 @@ fn wrong_wire_version_is_rejected() {
     let bytes = tensor.to_aligned_bytes();
     assert_eq!(
         SpikeTensor::view(&bytes).unwrap_err(),
-        SchemaError::WireVersion { found: WIRE_VERSION + 1, supported: WIRE_VERSION }
+        SchemaError::WireVersion {
+            found: WIRE_VERSION + 1,
+            supported: WIRE_VERSION
+        }
     );
 }
 
@@ -98,7 +160,16 @@ fn misaligned_buffer_is_rejected() {
     shifted.push(0);
     shifted.extend_from_slice(&bytes);
     let err = SpikeTensor::view(&shifted[1..]).unwrap_err();
-    assert!(matches!(err, SchemaError::Misaligned { required: ALIGNMENT, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SchemaError::Misaligned {
+                required: ALIGNMENT,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,7 +177,13 @@ fn write_into_reports_a_small_buffer() {
     let tensor = sample(SpikeBody::Analog(vec![1.0; 100]), vec![100]);
     let mut small = [0u8; 64];
     let err = tensor.write_into(&mut small).unwrap_err();
-    assert_eq!(err, BufferTooSmall { needed: tensor.serialized_len(), capacity: 64 });
+    assert_eq!(
+        err,
+        BufferTooSmall {
+            needed: tensor.serialized_len(),
+            capacity: 64
+        }
+    );
 }
 
 fn aligned(bytes: &[u8]) -> AlignedVec<ALIGNMENT> {

@@ -68,6 +68,9 @@ enum TargetSpec {
     Inhibitory,
 }
 
+/// A plasticity rule and the index of the input whose projection it adapts.
+type Rule = (usize, Box<dyn PlasticityRule>);
+
 /// One plasticity rule on one input's projection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,7 +241,7 @@ fn build_rules(
     wired: &mut [Wired],
     post: usize,
     dt_ms: f32,
-) -> Result<Vec<(usize, Box<dyn PlasticityRule>)>, NodeError> {
+) -> Result<Vec<Rule>, NodeError> {
     let mut rules = Vec::with_capacity(params.len());
     for rule in params {
         plugins::activate(manager, PluginType::Plasticity, &rule.plugin)?;
@@ -262,7 +265,7 @@ fn step_layer(
     backend: &dyn Backend,
     wired: &mut [Wired],
     deliveries: &[Option<Delivery>],
-    rules: &mut [(usize, Box<dyn PlasticityRule>)],
+    rules: &mut [Rule],
     layer: &mut dyn NeuronLayer,
     current: &mut [f32],
     out_words: &mut [u64],
