@@ -28,6 +28,9 @@ pub struct NodeMetrics {
     pub gaps: AtomicU64,
 }
 
+/// Per input topic, the next step a node waits for; shared with its health reply.
+type Progress = Arc<std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>>;
+
 /// A running node. Dropping it withdraws its liveliness token and health queryable.
 #[derive(Debug)]
 pub struct Node {
@@ -42,6 +45,8 @@ pub struct Node {
     state: Arc<AtomicI32>,
     metrics: Arc<NodeMetrics>,
     plugin_health: Arc<std::sync::Mutex<Vec<PluginHealth>>>,
+    /// Per input topic: the next step the node waits for.
+    progress: Progress,
     shutdown: watch::Receiver<bool>,
     _token: Declared,
     _health: Declared,
@@ -79,9 +84,15 @@ impl Node {
         let info = Arc::new(std::sync::Mutex::new(info));
         let state = Arc::new(AtomicI32::new(HealthState::Starting as i32));
         let plugin_health = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let progress = Progress::default();
         let started = Instant::now();
         let health = {
-            let (info, state, plugin_health) = (info.clone(), state.clone(), plugin_health.clone());
+            let (info, state, plugin_health, progress) = (
+                info.clone(),
+                state.clone(),
+                plugin_health.clone(),
+                progress.clone(),
+            );
             bus.serve::<Empty, Health, _>(&keys.health(&name)?, &name, move |_| {
                 Ok(Health {
                     node: Some(lock(&info).clone()),
@@ -89,6 +100,10 @@ impl Node {
                     uptime_s: started.elapsed().as_secs_f64(),
                     detail: String::new(),
                     plugins: lock(&plugin_health).clone(),
+                    input_next_steps: lock(&progress)
+                        .iter()
+                        .map(|(topic, next)| (topic.clone(), next.load(Ordering::Relaxed)))
+                        .collect(),
                 })
             })?
         };
@@ -114,6 +129,7 @@ impl Node {
             state,
             metrics,
             plugin_health,
+            progress,
             shutdown,
             _token: token,
             _health: health,
@@ -210,6 +226,58 @@ impl Node {
         let topic = self.topic(name);
         lock(&self.info).subscribes.push(topic.clone());
         Ok(self.bus.spike_subscriber(&topic)?)
+    }
+
+    /// A counter of the next step the node waits for on (remapped) input `topic`,
+    /// reported in its health so upstream nodes can drain before they exit.
+    pub fn track_input(&self, topic: &str) -> Arc<AtomicU64> {
+        let next = Arc::new(AtomicU64::new(0));
+        lock(&self.progress).push((topic.to_string(), next.clone()));
+        next
+    }
+
+    /// Before exiting: waits until every node that subscribes to one of `outputs`
+    /// (topic, last step published) has consumed that step, or `timeout` passes.
+    /// Messages still queued on the way would otherwise die with this process.
+    pub async fn drain(&self, outputs: &[(String, u64)], timeout: Duration) {
+        let key = format!(
+            "{}/*",
+            self.bus.keys().all("health").trim_end_matches("/**")
+        );
+        let deadline = Instant::now() + timeout;
+        loop {
+            let replies = self
+                .bus
+                .request_all::<Empty, Health>(&key, &Empty {}, Duration::from_secs(1))
+                .await
+                .unwrap_or_default();
+            let behind: Vec<String> = replies
+                .into_iter()
+                .filter_map(|(_, health)| health.ok())
+                .filter_map(|health| {
+                    let info = health.node.as_ref()?;
+                    let lagging = outputs.iter().any(|(topic, last)| {
+                        info.subscribes.contains(topic)
+                            && health
+                                .input_next_steps
+                                .get(topic)
+                                .is_some_and(|next| next <= last)
+                    });
+                    lagging.then(|| info.name.clone())
+                })
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline || self.stop_requested() {
+                tracing::warn!(
+                    ?behind,
+                    "exiting before these subscribers consumed our last step"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Resolves when the node is asked to stop (SIGINT or SIGTERM).

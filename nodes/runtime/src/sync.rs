@@ -26,6 +26,8 @@ pub struct StepInput {
     scratch: Vec<u64>,
     len: Option<usize>,
     gap_reported: bool,
+    /// The next step this input waits for, as reported in the node's health.
+    next_step: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What an input delivered for a step.
@@ -42,8 +44,10 @@ pub enum Delivery {
 impl StepInput {
     /// Subscribes to (remapped) topic `name` for `node`.
     pub fn new(node: &Node, name: &str) -> Result<StepInput, NodeError> {
+        let topic = node.topic(name);
         Ok(StepInput {
-            topic: node.topic(name),
+            next_step: node.track_input(&topic),
+            topic,
             subscriber: node.spike_subscriber(name)?,
             pending: None,
             scratch: Vec::new(),
@@ -134,9 +138,11 @@ impl StepInput {
                     self.gap_reported = true;
                 }
                 self.pending = Some(msg);
+                self.next_step.store(t + 1, Ordering::Relaxed);
                 return Ok(Some(Delivery::Missing));
             }
             self.gap_reported = false;
+            self.next_step.store(t + 1, Ordering::Relaxed);
             return Ok(Some(Delivery::Tensor(msg)));
         }
     }

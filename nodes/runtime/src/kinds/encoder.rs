@@ -24,6 +24,9 @@ use evospike_schemas::{SpikeBody, SpikeTensor};
 use crate::node::Node;
 use crate::{plugins, stimulus, NodeError};
 
+/// How long a finishing node waits for its subscribers to consume its last step.
+pub(crate) const DRAIN: Duration = Duration::from_secs(10);
+
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let source: String = node.param("source", "builtin:digits".to_string())?;
     let encoder_name: String = node.param("encoder", "RateEncoder".to_string())?;
@@ -102,6 +105,9 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                 tokio::task::yield_now().await;
             }
         }
+    }
+    if step > 0 {
+        node.drain(&[(node.topic(&output), step - 1)], DRAIN).await;
     }
     tracing::info!(steps = step, "encoder done");
     manager.stop_all();

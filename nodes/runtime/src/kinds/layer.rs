@@ -193,7 +193,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         for (w, slot) in wired.iter_mut().zip(deliveries.iter_mut()) {
             match w.input.take(t, &node, node.metrics()).await? {
                 Some(delivery) => *slot = Some(delivery),
-                None => return finish(&node, &mut manager, t - start),
+                None => return finish(&node, &mut manager, &output, start, t).await,
             }
         }
         let SpikeBody::Bitset(out_words) = &mut out.body else {
@@ -216,19 +216,26 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         node.metrics().spikes.fetch_add(active, Ordering::Relaxed);
         t += 1;
     }
-    finish(&node, &mut manager, t - start)
+    finish(&node, &mut manager, &output, start, t).await
 }
 
 fn plugin_error(err: impl std::fmt::Display) -> NodeError {
     NodeError::Plugin(err.to_string())
 }
 
-fn finish(
+/// Ends a layer that computed steps `start..end`: drains its subscribers, stops its plugins.
+async fn finish(
     node: &Node,
     manager: &mut evospike_plugin_host::PluginManager,
-    steps: u64,
+    output: &str,
+    start: u64,
+    end: u64,
 ) -> Result<(), NodeError> {
-    tracing::info!(steps, "layer {} done", node.name());
+    if end > start {
+        node.drain(&[(node.topic(output), end - 1)], super::encoder::DRAIN)
+            .await;
+    }
+    tracing::info!(steps = end - start, "layer {} done", node.name());
     manager.stop_all();
     Ok(())
 }
