@@ -291,6 +291,7 @@ mod tests {
                 enabled: true,
                 detail: String::new(),
             }],
+            ..Default::default()
         };
         let lines = info_lines(&health);
         assert!(
