@@ -157,7 +157,7 @@ impl Bus {
     }
 
     /// Calls the service at `key` with `request` and waits at most `timeout` for its
-    /// reply. Fails with [`BusError::Timeout`] naming the key when nobody answers,
+    /// reply, asking again while no service is known there yet (it may be starting). Fails with [`BusError::Timeout`] naming the key when nobody answers,
     /// and with [`BusError::Remote`] when the service answers with an error.
     pub async fn request<Req, Resp>(
         &self,
@@ -169,17 +169,30 @@ impl Bus {
         Req: Message + Name,
         Resp: Message + Name + Default,
     {
-        let replies = self
-            .transport()
-            .get(key, envelope(request, timeout).encode_to_vec(), timeout)
-            .await?;
-        let Some(first) = replies.first() else {
-            return Err(BusError::Timeout {
-                key: key.to_string(),
-                timeout,
-            });
+        let bytes = envelope(request, timeout).encode_to_vec();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        // A query that no known queryable matches returns at once; the service may
+        // still be starting or not yet discovered, so ask again until the deadline.
+        let first = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut replies = self.transport().get(key, bytes.clone(), left).await?;
+            if !replies.is_empty() {
+                break replies.swap_remove(0);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(BusError::Timeout {
+                    key: key.to_string(),
+                    timeout,
+                });
+            }
+            tokio::time::sleep(
+                pause.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         };
-        let reply = proto::decode::<ReplyEnvelope>(first).map_err(|source| BusError::Payload {
+        let reply = proto::decode::<ReplyEnvelope>(&first).map_err(|source| BusError::Payload {
             key: key.to_string(),
             source,
         })?;
