@@ -197,3 +197,32 @@ async fn killed_layer_respawns_the_pipeline_goes_on_and_ctrl_c_leaves_nothing() 
         )
     });
 }
+
+/// Regression: a free-running encoder finishes thousands of steps ahead of the
+/// layers; it must wait for them (drain) instead of taking its queued steps with it.
+#[test]
+fn free_running_pipeline_delivers_every_step_before_nodes_exit() {
+    let router = loopback_endpoint();
+    let logs = tempfile::tempdir().unwrap();
+    let mut launcher = launch(
+        &router,
+        logs.path(),
+        &["--arg", "steps=6000", "--arg", "rate=0"],
+    );
+    let status = launcher
+        .wait_exit(Duration::from_secs(90))
+        .expect("the pipeline finishes");
+    let output = launcher.output().join("\n");
+    assert!(status.success(), "{status}\n{output}");
+    for node in ["layer1", "layer2"] {
+        assert!(
+            output.contains(&format!("layer {node} done steps=6000")),
+            "{node} did not compute every step:\n{output}"
+        );
+    }
+    assert!(
+        output.contains("readout readout done steps=6000"),
+        "{output}"
+    );
+    assert!(output.contains("readout accuracy windows=120"), "{output}");
+}

@@ -37,6 +37,10 @@ pub use error::NodeError;
 use evospike_bus::{Bus, Mode};
 use evospike_schemas::proto::HealthState;
 
+/// Steps an input may run ahead of a pipeline node before its sender waits
+/// (parameter `max_lag`).
+pub const DEFAULT_MAX_LAG: usize = 1024;
+
 /// The built-in node kinds.
 pub const KINDS: &[&str] = &["router", "encoder", "layer", "readout"];
 
@@ -65,7 +69,10 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
     {
         config.queue_capacity = usize::try_from(lag.max(1)).unwrap_or(usize::MAX);
     } else {
-        config.queue_capacity = 64;
+        // Deep enough that a node's bus thread rarely waits on a full queue (it
+        // would delay the node's health replies too), bounded so a slow consumer
+        // still pushes back on its producers.
+        config.queue_capacity = DEFAULT_MAX_LAG;
     }
     let bus = Bus::open(config).await?;
     let node = node::Node::start(kind, &args, bus.clone()).await?;

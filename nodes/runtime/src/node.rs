@@ -26,6 +26,15 @@ pub struct NodeMetrics {
     pub duplicates: AtomicU64,
     /// Steps that never arrived (gaps).
     pub gaps: AtomicU64,
+    /// Kind-specific values (e.g. a readout's accuracy), published with the rest.
+    pub gauges: std::sync::Mutex<BTreeMap<&'static str, f64>>,
+}
+
+impl NodeMetrics {
+    /// Sets a kind-specific gauge.
+    pub fn set_gauge(&self, name: &'static str, value: f64) {
+        lock(&self.gauges).insert(name, value);
+    }
 }
 
 /// Per input topic, the next step a node waits for; shared with its health reply.
@@ -239,6 +248,10 @@ impl Node {
     /// Before exiting: waits until every node that subscribes to one of `outputs`
     /// (topic, last step published) has consumed that step, or `timeout` passes.
     /// Messages still queued on the way would otherwise die with this process.
+    ///
+    /// A live node that does not answer its health query is counted as behind: a
+    /// subscriber busy with a full input queue answers late, and exiting then
+    /// would lose exactly the steps it has not read yet.
     pub async fn drain(&self, outputs: &[(String, u64)], timeout: Duration) {
         let key = format!(
             "{}/*",
@@ -246,38 +259,54 @@ impl Node {
         );
         let deadline = Instant::now() + timeout;
         loop {
-            let replies = self
-                .bus
-                .request_all::<Empty, Health>(&key, &Empty {}, Duration::from_secs(1))
-                .await
-                .unwrap_or_default();
-            let behind: Vec<String> = replies
-                .into_iter()
-                .filter_map(|(_, health)| health.ok())
-                .filter_map(|health| {
-                    let info = health.node.as_ref()?;
-                    let lagging = outputs.iter().any(|(topic, last)| {
-                        info.subscribes.contains(topic)
-                            && health
-                                .input_next_steps
-                                .get(topic)
-                                .is_some_and(|next| next <= last)
-                    });
-                    lagging.then(|| info.name.clone())
-                })
-                .collect();
+            let behind = self.behind(&key, outputs).await;
             if behind.is_empty() {
                 return;
             }
             if Instant::now() > deadline || self.stop_requested() {
-                tracing::warn!(
-                    ?behind,
-                    "exiting before these subscribers consumed our last step"
-                );
+                tracing::warn!(?behind, "exiting before these nodes consumed our last step");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Live nodes that have not consumed the last step of one of `outputs`, or did
+    /// not say.
+    async fn behind(&self, health_key: &str, outputs: &[(String, u64)]) -> Vec<String> {
+        let alive = self
+            .bus
+            .nodes(Duration::from_secs(1))
+            .await
+            .unwrap_or_default();
+        let replies = self
+            .bus
+            .request_all::<Empty, Health>(health_key, &Empty {}, Duration::from_secs(1))
+            .await
+            .unwrap_or_default();
+        let answered: BTreeMap<String, Health> = replies
+            .into_iter()
+            .filter_map(|(_, health)| health.ok())
+            .filter_map(|health| Some((health.node.as_ref()?.name.clone(), health)))
+            .collect();
+        alive
+            .into_iter()
+            .filter(|name| *name != self.name)
+            .filter(|name| match answered.get(name) {
+                None => true,
+                Some(health) => outputs.iter().any(|(topic, last)| {
+                    let subscribes = health
+                        .node
+                        .as_ref()
+                        .is_some_and(|info| info.subscribes.contains(topic));
+                    subscribes
+                        && health
+                            .input_next_steps
+                            .get(topic)
+                            .is_some_and(|next| next <= last)
+                }),
+            })
+            .collect()
     }
 
     /// Resolves when the node is asked to stop (SIGINT or SIGTERM).
@@ -356,7 +385,7 @@ async fn publish_metrics(
             value,
             labels: Default::default(),
         };
-        let batch = MetricBatch {
+        let mut batch = MetricBatch {
             samples: vec![
                 sample("steps_per_s", rates.0),
                 sample("spikes_per_s", rates.1),
@@ -372,6 +401,11 @@ async fn publish_metrics(
                 sample("bus_shm_total", copies.shm as f64),
             ],
         };
+        batch.samples.extend(
+            lock(&metrics.gauges)
+                .iter()
+                .map(|(name, value)| sample(name, *value)),
+        );
         if let Err(err) = publisher.publish(&batch) {
             tracing::debug!(%err, "metric batch not published");
         }

@@ -13,6 +13,10 @@
 //! | `steps_per_second` | 0 | pace (0: as fast as the pipeline takes them) |
 //! | `output` | `<name>/spikes` | topic |
 //! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
+//! | `labels` | `<name>/labels` | topic of the sample labels (when the source has them) |
+//!
+//! Each labelled sample's label is published once, at the sample's first step, as
+//! an analog tensor of shape `[1]` (readouts use it to score themselves).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,7 +29,7 @@ use crate::node::Node;
 use crate::{plugins, stimulus, NodeError};
 
 /// How long a finishing node waits for its subscribers to consume its last step.
-pub(crate) const DRAIN: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let source: String = node.param("source", "builtin:digits".to_string())?;
@@ -64,6 +68,14 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     node.set_plugin_health(plugins::health(&manager));
 
     let mut publisher = node.spike_publisher(&output)?;
+    let labels_topic: String = node.param("labels", format!("{}/labels", node.name()))?;
+    let mut label_publisher = match samples.iter().any(|s| s.label.is_some()) {
+        true => Some(node.spike_publisher(&labels_topic)?),
+        false => None,
+    };
+    let mut label = SpikeTensor::builder(node.name())
+        .shape([1])
+        .analog(vec![0.0])?;
     let mut tensor = SpikeTensor::zeros(node.name(), &[encoder.num_outputs() as u32])?;
     tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
@@ -79,6 +91,15 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let mut step = 0u64;
     'run: for sample in samples.iter().cycle() {
         encoder.set_sample(&sample.values);
+        if let (Some(publisher), Some(value)) = (label_publisher.as_mut(), sample.label) {
+            if max_steps.is_none_or(|max| step < max) {
+                if let SpikeBody::Analog(values) = &mut label.body {
+                    values[0] = value as f32;
+                }
+                label.header.step = step;
+                publisher.publish(&mut label)?;
+            }
+        }
         for t in 0..steps_per_sample {
             if max_steps.is_some_and(|max| step >= max) || node.stop_requested() {
                 break 'run;

@@ -14,7 +14,7 @@
 //! | `dt_ms` | 1.0 | time step |
 //! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
 //! | `output` | `<name>/spikes` | topic |
-//! | `max_lag` | 64 | steps an input may run ahead (queue bound) |
+//! | `max_lag` | 1024 | steps an input may run ahead before its sender waits (queue bound) |
 //! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
 //!
 //! Each input's projection is built when its first tensor tells the input size:

@@ -1,23 +1,34 @@
 //! `readout`: turns the spike counts of a layer into class scores and a prediction
-//! per presentation window, and publishes the scores.
+//! per presentation window, publishes the scores, and — when the encoder's labels
+//! are available — learns which class each neuron stands for and reports its
+//! accuracy.
 //!
-//! Neuron *i* votes for class *i mod classes* (the assignment a trained network's
-//! label assignment would replace). At the end of each window of
-//! `steps_per_sample` steps the scores — spikes per neuron of each class — are
-//! published as an analog tensor of shape `[classes]` with the window's last step,
-//! and the prediction (the best score; none when silent) is logged.
+//! At the end of each window of `steps_per_sample` steps, the score of class *c*
+//! is the mean spike count of the neurons assigned to *c*; the prediction is the
+//! best score (none when the layer was silent). The scores are published as an
+//! analog tensor of shape `[classes]` stamped with the window's last step.
+//!
+//! Neuron-to-class assignment: without labels, neuron *i* stands for class
+//! *i mod classes*. With a `labels` topic (the encoder publishes one per sample),
+//! the readout first predicts, then compares with the label (running accuracy, in
+//! its log and as the metric `accuracy`), then adds the window's counts to each
+//! neuron's response to that class and assigns every neuron to the class it
+//! responds to most on average — the label assignment of Diehl & Cook (2015).
 //!
 //! | param | default | meaning |
 //! |---|---|---|
 //! | `input` | required | topic of the layer to read |
+//! | `labels` | none | topic of the sample labels (e.g. `encoder/labels`) |
 //! | `classes` | 10 | number of classes |
-//! | `steps_per_sample` | 20 | window |
+//! | `steps_per_sample` | 20 | window (the encoder's presentation length) |
 //! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
 //! | `output` | `<name>/scores` | topic |
-//! | `max_lag` | 64 | steps the input may run ahead |
+//! | `max_lag` | 1024 | steps the input may run ahead before its sender waits |
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use evospike_bus::SpikeSubscriber;
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
 
@@ -25,8 +36,128 @@ use crate::node::Node;
 use crate::sync::{Delivery, StepInput};
 use crate::NodeError;
 
+/// Labels of the presented samples, by the step at which each sample starts.
+struct Labels {
+    subscriber: SpikeSubscriber,
+    /// A label for a later window, held until its window ends.
+    pending: Option<(u64, u32)>,
+}
+
+impl Labels {
+    /// The label of the sample that started at `step`, if it was published.
+    async fn at(&mut self, step: u64) -> Option<u32> {
+        loop {
+            let (at, label) = match self.pending.take() {
+                Some(pending) => pending,
+                // The encoder publishes a label before that sample's first spikes, so
+                // it is normally queued already; wait briefly for stragglers.
+                None => match tokio::time::timeout(Duration::from_secs(1), self.subscriber.recv())
+                    .await
+                {
+                    Ok(Ok(msg)) => {
+                        let view = msg.view();
+                        let label = view.analog().and_then(|v| v.first().copied());
+                        match label {
+                            Some(label) if label >= 0.0 => {
+                                (view.header.step.to_native(), label as u32)
+                            }
+                            _ => continue,
+                        }
+                    }
+                    Ok(Err(err)) => {
+                        tracing::warn!(%err, "invalid label dropped");
+                        continue;
+                    }
+                    Err(_) => return None,
+                },
+            };
+            if at == step {
+                return Some(label);
+            }
+            if at > step {
+                self.pending = Some((at, label));
+                return None;
+            }
+        }
+    }
+}
+
+/// Which class each neuron stands for, learned from labelled windows.
+struct Assignment {
+    classes: usize,
+    class_of: Vec<usize>,
+    /// Per neuron and class: summed spike counts in windows of that class.
+    response: Vec<f32>,
+    /// Windows seen per class.
+    seen: Vec<u32>,
+    members: Vec<u32>,
+}
+
+impl Assignment {
+    fn new(neurons: usize, classes: usize) -> Assignment {
+        let mut assignment = Assignment {
+            classes,
+            class_of: (0..neurons).map(|n| n % classes).collect(),
+            response: vec![0.0; neurons * classes],
+            seen: vec![0; classes],
+            members: vec![0; classes],
+        };
+        assignment.count_members();
+        assignment
+    }
+
+    fn count_members(&mut self) {
+        self.members.fill(0);
+        for &class in &self.class_of {
+            self.members[class] += 1;
+        }
+    }
+
+    /// Mean count per neuron of each class into `scores`; the best class, if any spiked.
+    fn score(&self, counts: &[u32], scores: &mut [f32]) -> Option<usize> {
+        scores.fill(0.0);
+        for (&class, &count) in self.class_of.iter().zip(counts) {
+            scores[class] += count as f32;
+        }
+        for (score, &members) in scores.iter_mut().zip(&self.members) {
+            *score /= members.max(1) as f32;
+        }
+        scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s > 0.0)
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(c, _)| c)
+    }
+
+    /// Learns from one labelled window and re-assigns every neuron.
+    fn learn(&mut self, counts: &[u32], label: usize) {
+        if label >= self.classes {
+            return;
+        }
+        self.seen[label] += 1;
+        for (neuron, &count) in counts.iter().enumerate() {
+            self.response[neuron * self.classes + label] += count as f32;
+        }
+        for (neuron, class) in self.class_of.iter_mut().enumerate() {
+            let responses = &self.response[neuron * self.classes..(neuron + 1) * self.classes];
+            let mean = |c: usize| responses[c] / self.seen[c].max(1) as f32;
+            if let Some(best) = (0..self.classes)
+                .filter(|&c| self.seen[c] > 0)
+                .max_by(|&a, &b| mean(a).total_cmp(&mean(b)))
+            {
+                if mean(best) > 0.0 {
+                    *class = best;
+                }
+            }
+        }
+        self.count_members();
+    }
+}
+
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let input_topic: String = node.required_param("input")?;
+    let labels_topic: Option<String> = node.param("labels", None)?;
     let classes: usize = node.param("classes", 10)?;
     let window: u64 = node.param("steps_per_sample", 20)?;
     let max_steps: Option<u64> = node.param("max_steps", None)?;
@@ -38,22 +169,27 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         });
     }
     let mut input = StepInput::new(&node, &input_topic)?;
+    let mut labels = match &labels_topic {
+        Some(topic) => Some(Labels {
+            subscriber: node.spike_subscriber(topic)?,
+            pending: None,
+        }),
+        None => None,
+    };
     let mut publisher = node.spike_publisher(&output)?;
-    tracing::info!(classes, window, topic = %publisher.key(), "node {} (readout) ready", node.name());
+    tracing::info!(classes, window, topic = %publisher.key(), labels = ?labels_topic, "node {} (readout) ready", node.name());
     let Some(start) = input.peek_step(&node).await? else {
         return Ok(());
     };
     node.set_state(HealthState::Active);
 
     let neurons = input.len().unwrap_or(0);
-    // Neurons per class under the round-robin assignment (at least one, to divide by).
-    let per_class: Vec<f32> = (0..classes)
-        .map(|c| neurons.saturating_sub(c).div_ceil(classes).max(1) as f32)
-        .collect();
-    let mut counts = vec![0u32; classes];
+    let mut assignment = Assignment::new(neurons, classes);
+    let mut counts = vec![0u32; neurons];
     let mut scores = SpikeTensor::builder(node.name())
         .shape([classes as u32])
         .analog(vec![0.0; classes])?;
+    let (mut correct, mut judged) = (0u64, 0u64);
     let mut t = start;
     while max_steps.is_none_or(|max| t < max) {
         let Some(delivery) = input.take(t, &node, node.metrics()).await? else {
@@ -62,7 +198,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         if let Delivery::Tensor(msg) = &delivery {
             let view = msg.view();
             for i in view.active_indices() {
-                counts[i as usize % classes] += 1;
+                counts[i as usize] += 1;
             }
             node.metrics()
                 .spikes
@@ -73,26 +209,58 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
             let SpikeBody::Analog(values) = &mut scores.body else {
                 unreachable!("built as analog")
             };
-            for ((value, count), per) in values.iter_mut().zip(&counts).zip(&per_class) {
-                *value = *count as f32 / *per;
+            let prediction = assignment.score(&counts, values);
+            let label = match labels.as_mut() {
+                Some(labels) => labels.at(t + 1 - window).await,
+                None => None,
+            };
+            if let Some(label) = label {
+                judged += 1;
+                correct += u64::from(prediction == Some(label as usize));
+                node.metrics()
+                    .set_gauge("accuracy", correct as f64 / judged as f64);
+                assignment.learn(&counts, label as usize);
             }
-            let best = values
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| **v > 0.0)
-                .max_by(|a, b| a.1.total_cmp(b.1));
-            match best {
-                Some((class, score)) => {
-                    tracing::info!(step = t, class, score = *score, "prediction")
-                }
-                None => tracing::info!(step = t, "no spikes in this window: no prediction"),
-            }
+            let accuracy = (judged > 0).then(|| correct as f64 / judged as f64);
+            tracing::info!(step = t, prediction = ?prediction, label = ?label, accuracy = ?accuracy, "prediction");
             scores.header.step = t;
             publisher.publish(&mut scores)?;
             counts.fill(0);
         }
         t += 1;
     }
+    if judged > 0 {
+        tracing::info!(
+            windows = judged,
+            accuracy = correct as f64 / judged as f64,
+            "readout accuracy"
+        );
+    }
     tracing::info!(steps = t - start, "readout {} done", node.name());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Assignment;
+
+    #[test]
+    fn neurons_are_assigned_to_the_class_they_answer() {
+        // Neurons 0-1 fire for class 2, neurons 2-3 for class 0.
+        let mut assignment = Assignment::new(4, 3);
+        let mut scores = vec![0.0; 3];
+        assignment.learn(&[5, 4, 0, 0], 2);
+        assignment.learn(&[0, 0, 6, 3], 0);
+        assert_eq!(assignment.class_of, vec![2, 2, 0, 0]);
+        assert_eq!(assignment.score(&[3, 3, 0, 1], &mut scores), Some(2));
+        assert_eq!(scores, vec![0.5, 0.0, 3.0]);
+        assert_eq!(assignment.score(&[0, 0, 0, 0], &mut scores), None);
+    }
+
+    #[test]
+    fn unlabelled_assignment_is_round_robin() {
+        let assignment = Assignment::new(5, 2);
+        assert_eq!(assignment.class_of, vec![0, 1, 0, 1, 0]);
+        assert_eq!(assignment.members, vec![3, 2]);
+    }
 }
