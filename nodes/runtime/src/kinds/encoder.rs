@@ -14,6 +14,7 @@
 //! | `output` | `<name>/spikes` | topic |
 //! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
 //! | `labels` | `<name>/labels` | topic of the sample labels (when the source has them) |
+//! | `wait_label_subscribers_s` | 0 | also wait this long for a subscriber of the labels (a scoring readout) |
 //!
 //! Each labelled sample's label is published once, at the sample's first step, as
 //! an analog tensor of shape `[1]` (readouts use it to score themselves).
@@ -80,6 +81,12 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
         return Ok(());
+    }
+    let wait_labels_s: f64 = node.param("wait_label_subscribers_s", 0.0)?;
+    if let Some(labels) = &label_publisher {
+        if !super::wait_for_downstream(&node, labels, wait_labels_s).await? {
+            return Ok(());
+        }
     }
     node.set_state(HealthState::Active);
 
