@@ -65,8 +65,8 @@ pub use error::{LoadError, LoadErrorKind, SubstError, SuperviseError};
 pub use load::{load, LoadOptions};
 pub use outcome::{NodeReport, NodeResult, Outcome};
 pub use plan::{
-    LaunchPlan, NodeSpec, Readiness, RespawnMode, RespawnPolicy, ShutdownTimeouts,
-    DEFAULT_READY_DELAY, DEFAULT_READY_TIMEOUT, DEFAULT_RESPAWN_DELAY, DEFAULT_RESPAWN_DELAY_MAX,
-    DEFAULT_SIGINT_TIMEOUT, DEFAULT_SIGTERM_TIMEOUT,
+    parse_arg_pairs, ArgPairError, LaunchPlan, NodeSpec, Readiness, RespawnMode, RespawnPolicy,
+    ShutdownTimeouts, DEFAULT_READY_DELAY, DEFAULT_READY_TIMEOUT, DEFAULT_RESPAWN_DELAY,
+    DEFAULT_RESPAWN_DELAY_MAX, DEFAULT_SIGINT_TIMEOUT, DEFAULT_SIGTERM_TIMEOUT,
 };
 pub use supervise::{run, run_async, SuperviseOptions};

@@ -1,13 +1,12 @@
 //! `evospike-launch FILE`: run a launch file without the full `evospike` CLI.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
-use evospike_launch::{load, run, LoadOptions, SuperviseOptions};
+use evospike_launch::{load, parse_arg_pairs, run, LoadOptions, SuperviseOptions};
 
 /// Start the nodes of a launch file and supervise them until they end or Ctrl-C.
 #[derive(Debug, Parser)]
@@ -53,13 +52,7 @@ fn main() -> ExitCode {
 }
 
 fn launch(cli: &Cli) -> anyhow::Result<u8> {
-    let mut args = BTreeMap::new();
-    for pair in &cli.args {
-        let Some((key, value)) = pair.split_once('=') else {
-            bail!("--arg `{pair}` is not KEY=VALUE");
-        };
-        args.insert(key.to_owned(), value.to_owned());
-    }
+    let args = parse_arg_pairs(&cli.args)?;
     let seconds = |value: Option<f64>, flag: &str| -> anyhow::Result<Option<Duration>> {
         value
             .map(|v| Duration::try_from_secs_f64(v).with_context(|| format!("{flag} {v}")))
@@ -73,13 +66,7 @@ fn launch(cli: &Cli) -> anyhow::Result<u8> {
     let plan = load(&cli.file, &options)?;
     if cli.check {
         for node in &plan.nodes {
-            println!(
-                "{} [{}] {} {}",
-                node.name,
-                node.namespace,
-                node.program.display(),
-                node.args.join(" ")
-            );
+            println!("{node}");
         }
         return Ok(0);
     }

@@ -83,6 +83,37 @@ pub struct NodeSpec {
     pub defined_at: String,
 }
 
+/// One line per node, as `--check` prints it: `name [namespace] program args…`.
+impl std::fmt::Display for NodeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} [{}] {} {}",
+            self.name,
+            self.namespace,
+            self.program.display(),
+            self.args.join(" ")
+        )
+    }
+}
+
+/// A `--arg` value that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--arg {0:?} is not KEY=VALUE")]
+pub struct ArgPairError(pub String);
+
+/// Parses `--arg KEY=VALUE` pairs into the args of [`LoadOptions`](crate::LoadOptions)
+/// (keys trimmed, values kept as written).
+pub fn parse_arg_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, ArgPairError> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => Ok((key.trim().to_string(), value.to_string())),
+            None => Err(ArgPairError(pair.clone())),
+        })
+        .collect()
+}
+
 /// Restart policy of a node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RespawnPolicy {
@@ -121,6 +152,15 @@ pub enum Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn launch_args_are_key_value_pairs() {
+        let args = parse_arg_pairs(&["rate=100".into(), "name = a=b".into()]).unwrap();
+        assert_eq!(args["rate"], "100");
+        assert_eq!(args["name"], " a=b");
+        let err = parse_arg_pairs(&["rate".into()]).unwrap_err().to_string();
+        assert_eq!(err, "--arg \"rate\" is not KEY=VALUE");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

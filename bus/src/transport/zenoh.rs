@@ -138,7 +138,14 @@ impl RawPublisher for ZenohPublisher {
         let result = match buf {
             SendBuf::Shm(buf) => self.publisher.put(buf).wait(),
             SendBuf::Vec(buf) => self.publisher.put(buf).wait(),
-            SendBuf::Heap(buf) => self.publisher.put(buf.as_slice().to_vec()).wait(),
+            // Zenoh lends shared memory or a Vec; an aligned heap buffer would need a
+            // silent copy here, so it is refused like the local transport refuses ours.
+            SendBuf::Heap(_) => {
+                return Err(BusError::Publish {
+                    key: self.key.clone(),
+                    reason: "the zenoh transport sends only buffers it lent".into(),
+                })
+            }
         };
         result.map_err(|err| BusError::Publish {
             key: self.key.clone(),

@@ -2,13 +2,12 @@
 //! nodes with `evospike-launch`. `kind:` nodes are started as `evospike run KIND`
 //! with this very executable.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use evospike_launch::{load, LoadOptions, SuperviseOptions};
+use anyhow::Context;
+use evospike_launch::{load, parse_arg_pairs, LoadOptions, SuperviseOptions};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LaunchArgs {
@@ -40,24 +39,13 @@ pub(crate) struct LaunchArgs {
 /// Exit code of an invalid launch file (1 means a node failed).
 const INVALID: u8 = 2;
 
-fn parse_args(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut args = BTreeMap::new();
-    for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
-            bail!("--arg {pair:?} is not KEY=VALUE");
-        };
-        args.insert(key.trim().to_string(), value.to_string());
-    }
-    Ok(args)
-}
-
 fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
     value.map(|v| crate::connect::seconds(v, flag)).transpose()
 }
 
 pub(crate) fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions {
-        args: parse_args(&args.args)?,
+        args: parse_arg_pairs(&args.args)?,
         machine: args.machine.clone(),
         evospike_exe: Some(
             std::env::current_exe()
@@ -73,13 +61,7 @@ pub(crate) fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     };
     if args.check {
         for node in &plan.nodes {
-            println!(
-                "{} [{}] {} {}",
-                node.name,
-                node.namespace,
-                node.program.display(),
-                node.args.join(" ")
-            );
+            println!("{node}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -97,18 +79,4 @@ pub(crate) fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn launch_args_are_key_value_pairs() {
-        let args = parse_args(&["rate=100".into(), "name = a=b".into()]).unwrap();
-        assert_eq!(args["rate"], "100");
-        assert_eq!(args["name"], " a=b");
-        let err = parse_args(&["rate".into()]).unwrap_err().to_string();
-        assert_eq!(err, "--arg \"rate\" is not KEY=VALUE");
-    }
 }
