@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use evospike_plugin_api::PluginType;
-use evospike_plugin_host::{initialize_plugin_system, Entry, PluginSource};
+use evospike_plugin_host::{Entry, PluginSource};
 use serde_json::{json, Value};
 
 use crate::out::Out;
@@ -78,7 +78,7 @@ fn source(entry: &Entry) -> String {
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let dirs = plugin_dirs(&args.plugin_dirs);
-    let manager = initialize_plugin_system(&dirs).context("cannot discover the plugins")?;
+    let manager = evospike_plugins::plugin_manager(&dirs).context("cannot discover the plugins")?;
     for problem in manager.load_errors() {
         eprintln!("warning: {problem}");
     }

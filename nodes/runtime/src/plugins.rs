@@ -2,7 +2,7 @@
 //! configured from the node's `plugins` parameter and its launch-file plugin list.
 
 use evospike_plugin_api::{PluginStatus, PluginType};
-use evospike_plugin_host::{initialize_plugin_system, PluginManager, PluginSection, PluginsConfig};
+use evospike_plugin_host::{PluginManager, PluginSection, PluginsConfig};
 use evospike_schemas::proto::PluginHealth;
 use serde_json::Value;
 
@@ -52,7 +52,7 @@ fn plugins_config(node: &Node) -> Result<PluginsConfig, NodeError> {
 
 /// Registers built-in and external plugins and applies the node's plugin settings.
 pub(crate) fn manager(node: &Node) -> Result<PluginManager, NodeError> {
-    let mut manager = initialize_plugin_system(node.plugin_dirs()).map_err(plugin_error)?;
+    let mut manager = evospike_plugins::plugin_manager(node.plugin_dirs()).map_err(plugin_error)?;
     for err in manager.load_errors() {
         tracing::warn!(%err, "external plugin not loaded");
     }

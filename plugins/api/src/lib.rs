@@ -15,8 +15,12 @@
 //!   [`Plugin::as_plasticity`]. That accessor is how the host's registry hands out
 //!   the family view (`registry.neuron("LIFNeuron")` is
 //!   `registry.get(PluginType::Neuron, "LIFNeuron")?.as_neuron()`).
+//! * A family plugin is always the same factory around a *model*: [`factory`]
+//!   has the one generic [`ModelPlugin`] that turns any [`factory::Model`] into a
+//!   plugin of its family, so a plugin crate only describes its models.
 //! * Built-in plugin crates register statically: each exports
-//!   `pub fn builtin_plugins() -> Vec<Box<dyn Plugin>>`, which the host collects.
+//!   `pub fn builtin_plugins() -> Vec<Box<dyn Plugin>>`; the bundle crate
+//!   (`evospike-plugins`) collects them for the binaries. The host knows none.
 //! * External plugins are `cdylib` crates that call
 //!   [`export_plugin!`](crate::export_plugin) once; the macro implements the
 //!   versioned C ABI described in [`abi`] (one entry symbol, a `#[repr(C)]` header,
@@ -63,12 +67,14 @@
 pub mod abi;
 pub mod error;
 mod export;
+pub mod factory;
 pub mod family;
 pub mod hooks;
 pub mod lifecycle;
 pub mod metadata;
 
 pub use error::PluginError;
+pub use factory::{ModelPlugin, ParamError};
 pub use family::{
     spike_words_len, Encoder, EncoderPlugin, EncoderSpec, LayerSpec, NeuronLayer, NeuronPlugin,
     Params, PlasticityPlugin, PlasticityRule, RuleSpec, SpikeWords, WeightsMut,

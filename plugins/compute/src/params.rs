@@ -9,27 +9,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-pub use evospike_plugin_api::Params;
-
-/// A parameter is missing, of the wrong type, out of range or unknown.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("parameter `{param}`: {reason}")]
-pub struct ParamError {
-    /// The key.
-    pub param: String,
-    /// What is wrong and what is accepted.
-    pub reason: String,
-}
-
-impl ParamError {
-    /// An error about `param`.
-    pub fn new(param: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            param: param.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use evospike_plugin_api::{ParamError, Params};
 
 /// Typed access to a [`Params`] map; see the module docs.
 #[derive(Debug)]

@@ -14,8 +14,8 @@
 //!   step-forward delta coding with +1/−1 spikes (two outputs per input) and the
 //!   matching [`TasDecoder`].
 //!
-//! The plugin objects ([`BuiltinEncoder`]) are factories registered through
-//! [`builtin_plugins`].
+//! The plugin objects ([`BuiltinEncoder`]: the generic factory plugin around each
+//! [`EncoderModel`]) are registered through [`builtin_plugins`].
 //!
 //! # Example
 //!
@@ -43,6 +43,6 @@ pub mod tas;
 
 pub use evospike_plugin_api::{Encoder, EncoderPlugin};
 pub use latency::{LatencyEncoder, LatencyMode, LatencyParams};
-pub use plugins::{builtin_plugins, BuiltinEncoder};
+pub use plugins::{builtin_plugins, BuiltinEncoder, EncoderModel};
 pub use rate::{RateEncoder, RateMode, RateParams};
 pub use tas::{TasDecoder, TasEncoder, TasParams};

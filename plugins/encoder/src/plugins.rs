@@ -1,38 +1,45 @@
 //! The plugin objects: `RateEncoder`, `LatencyEncoder`, `TASEncoder`.
 //!
-//! The config section given to `initialize` holds default parameters; an
-//! [`EncoderSpec`]'s `params` override them per encoder. Both go through the same
-//! parser, so a bad value fails at `initialize` already, naming the key.
+//! Each is a [`ModelPlugin`] of one [`EncoderModel`]: the config section given to
+//! `initialize` holds default parameters; an [`EncoderSpec`]'s `params` override
+//! them per encoder. Both go through the same parser, so a bad value fails at
+//! `initialize` already, naming the key.
 
-use evospike_compute::params::merged;
 use evospike_compute::{ParamError, Params};
-use evospike_plugin_api::semver::Version;
-use evospike_plugin_api::{
-    Encoder, EncoderPlugin, EncoderSpec, Plugin, PluginConfig, PluginError, PluginMetadata,
-    PluginType,
-};
+use evospike_plugin_api::factory::{EncoderFamily, Model};
+use evospike_plugin_api::{Encoder, EncoderSpec, ModelPlugin, Plugin};
 
 use crate::latency::{LatencyEncoder, LatencyParams};
 use crate::rate::{RateEncoder, RateParams};
 use crate::tas::{TasEncoder, TasParams};
 
-fn crate_version() -> Version {
-    let part = |s: &str| s.parse().unwrap_or(0);
-    Version::new(
-        part(env!("CARGO_PKG_VERSION_MAJOR")),
-        part(env!("CARGO_PKG_VERSION_MINOR")),
-        part(env!("CARGO_PKG_VERSION_PATCH")),
-    )
-}
+/// A built-in ENCODER plugin: the generic factory around one [`EncoderModel`].
+pub type BuiltinEncoder = ModelPlugin<EncoderModel>;
 
+/// The encoders of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum EncoderModel {
+    /// `RateEncoder`.
     Rate,
+    /// `LatencyEncoder`.
     Latency,
+    /// `TASEncoder`.
     Tas,
 }
 
-impl Kind {
+impl EncoderModel {
+    /// Every encoder, in registration order.
+    pub const ALL: [EncoderModel; 3] = [Self::Rate, Self::Latency, Self::Tas];
+
+    /// The encoder's plugin.
+    pub fn plugin(self) -> BuiltinEncoder {
+        ModelPlugin::new(self, evospike_plugin_api::crate_version!())
+    }
+}
+
+impl Model for EncoderModel {
+    type Family = EncoderFamily;
+
     fn name(self) -> &'static str {
         match self {
             Self::Rate => "RateEncoder",
@@ -79,100 +86,16 @@ impl Kind {
     }
 }
 
-/// One of the built-in ENCODER plugins.
-#[derive(Debug)]
-pub struct BuiltinEncoder {
-    meta: PluginMetadata,
-    kind: Kind,
-    defaults: Params,
-}
-
-impl BuiltinEncoder {
-    fn new(kind: Kind) -> Self {
-        let meta = PluginMetadata::new(kind.name(), crate_version(), PluginType::Encoder)
-            .with_description(kind.description())
-            .with_author("evospike")
-            .with_capability("spike-encoder");
-        Self {
-            meta,
-            kind,
-            defaults: Params::new(),
-        }
-    }
-
-    /// `RateEncoder`.
-    pub fn rate() -> Self {
-        Self::new(Kind::Rate)
-    }
-
-    /// `LatencyEncoder`.
-    pub fn latency() -> Self {
-        Self::new(Kind::Latency)
-    }
-
-    /// `TASEncoder`.
-    pub fn tas() -> Self {
-        Self::new(Kind::Tas)
-    }
-
-    fn param_error(&self, e: ParamError) -> PluginError {
-        PluginError::invalid_parameter(&self.meta.name, e.param, e.reason)
-    }
-}
-
-impl Plugin for BuiltinEncoder {
-    fn metadata(&self) -> &PluginMetadata {
-        &self.meta
-    }
-
-    /// The config holds default encoder parameters (e.g. `max_rate_hz`).
-    fn initialize(&mut self, config: &PluginConfig) -> Result<(), PluginError> {
-        self.kind
-            .check(config)
-            .map_err(|e| PluginError::invalid_config(&self.meta.name, e.param, e.reason))?;
-        self.defaults = config.clone();
-        Ok(())
-    }
-
-    fn as_encoder(&self) -> Option<&dyn EncoderPlugin> {
-        Some(self)
-    }
-}
-
-impl EncoderPlugin for BuiltinEncoder {
-    fn create_encoder(&self, spec: &EncoderSpec) -> Result<Box<dyn Encoder>, PluginError> {
-        if spec.num_inputs == 0 {
-            return Err(self.param_error(ParamError::new("num_inputs", "must be at least 1")));
-        }
-        if spec.num_steps == 0 {
-            return Err(self.param_error(ParamError::new("num_steps", "must be at least 1")));
-        }
-        if !(spec.dt_ms > 0.0 && spec.dt_ms.is_finite()) {
-            return Err(self.param_error(ParamError::new(
-                "dt_ms",
-                format!("must be > 0, got {}", spec.dt_ms),
-            )));
-        }
-        let params = merged(&self.defaults, &spec.params);
-        self.kind
-            .build(spec, &params)
-            .map_err(|e| self.param_error(e))
-    }
-}
-
-/// The ENCODER plugins of this crate, for static registration by the plugin host.
+/// The ENCODER plugins of this crate, for static registration (see the `evospike-plugins` bundle).
 pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
-    vec![
-        Box::new(BuiltinEncoder::rate()),
-        Box::new(BuiltinEncoder::latency()),
-        Box::new(BuiltinEncoder::tas()),
-    ]
+    evospike_plugin_api::factory::plugins(EncoderModel::ALL, &evospike_plugin_api::crate_version!())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use evospike_compute::spikes;
+    use evospike_plugin_api::{EncoderPlugin, PluginConfig, PluginError, PluginType};
     use serde_json::json;
 
     fn spec(n: usize, params: serde_json::Value) -> EncoderSpec {
@@ -226,7 +149,7 @@ mod tests {
 
     #[test]
     fn config_is_validated_and_names_the_key() {
-        let mut p = BuiltinEncoder::rate();
+        let mut p = EncoderModel::Rate.plugin();
         let mut cfg = PluginConfig::new();
         cfg.insert("max_rate_hz".into(), json!(-5));
         let err = p.initialize(&cfg).unwrap_err();
@@ -234,7 +157,8 @@ mod tests {
             err.to_string(),
             "plugin `RateEncoder`: invalid config setting `max_rate_hz`: must be >= 0, got -5"
         );
-        let err = BuiltinEncoder::tas()
+        let err = EncoderModel::Tas
+            .plugin()
             .create_encoder(&spec(0, json!({})))
             .unwrap_err();
         assert!(

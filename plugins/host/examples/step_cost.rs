@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/example-neuron/example_neuron.plugin.toml");
     std::fs::copy(manifest, dir.path().join("example_neuron.plugin.toml"))?;
-    let manager = initialize_plugin_system(&[dir.path()])?;
+    let manager = initialize_plugin_system(Vec::new(), &[dir.path()])?;
     if let Some(e) = manager.load_errors().first() {
         return Err(format!("{e}").into());
     }

@@ -11,8 +11,10 @@
 //!   deactivate, unload, reload), starts everything in dependency-then-priority
 //!   order ([`order`]) and stops in reverse. A plugin that fails is marked failed
 //!   with its reason and the others carry on.
-//! * [`initialize_plugin_system`] registers the built-in plugins and discovers
-//!   external ones (`*.plugin.toml` manifest + cdylib) in the given directories.
+//! * [`initialize_plugin_system`] registers the plugins a program links in and
+//!   discovers external ones (`*.plugin.toml` manifest + cdylib) in the given
+//!   directories. The host itself knows no plugin: the `evospike-plugins` bundle
+//!   crate lists the built-in ones, as zenohd links its plugins.
 //! * [`PluginsConfig`] is the `plugins.<name>` part of a node's config: `enabled`
 //!   plus the plugin's own settings; disabled plugins are never initialized.
 //! * [`HookRegistry`] runs before / around / replace / after chains at named hook points.
@@ -47,7 +49,6 @@
 //! assert_eq!(manager.status(PluginType::Monitoring, "Recorder").unwrap(), PluginStatus::Inactive);
 //! ```
 
-mod builtin;
 pub mod config;
 pub mod error;
 pub mod hooks;
@@ -57,7 +58,6 @@ pub mod order;
 pub mod registry;
 pub mod scaffold;
 
-pub use builtin::builtin_plugins;
 pub use config::{PluginSection, PluginsConfig};
 pub use error::{BuildInfo, ConfigError, DependencyError, HookError, HostError, LoadError};
 pub use hooks::HookRegistry;

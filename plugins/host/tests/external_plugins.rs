@@ -69,7 +69,7 @@ fn spec(num_neurons: usize) -> LayerSpec {
 
 fn example_manager(library: &std::path::Path) -> (tempfile::TempDir, PluginManager) {
     let dir = plugin_dir_with(library);
-    let manager = initialize_plugin_system(&[dir.path()]).unwrap();
+    let manager = initialize_plugin_system(Vec::new(), &[dir.path()]).unwrap();
     (dir, manager)
 }
 
@@ -218,7 +218,7 @@ fn library_with_wrong_abi_version_is_rejected_naming_both_sides() {
     }
 
     // Through the manager: registered as failed with that reason, others unaffected.
-    let manager = initialize_plugin_system(&[dir.path()]).unwrap();
+    let manager = initialize_plugin_system(Vec::new(), &[dir.path()]).unwrap();
     assert_eq!(manager.load_errors().len(), 1);
     match manager.status(PluginType::Neuron, "ExampleNeuron").unwrap() {
         PluginStatus::Failed(reason) => assert!(reason.contains("incompatible plugin"), "{reason}"),
@@ -460,7 +460,7 @@ fn scaffolded_plugin_crate_builds_and_loads() {
         plugin_dir.path().join("scaffold_neuron.plugin.toml"),
     )
     .unwrap();
-    let mut manager = initialize_plugin_system(&[plugin_dir.path()]).unwrap();
+    let mut manager = initialize_plugin_system(Vec::new(), &[plugin_dir.path()]).unwrap();
     assert!(
         manager.load_errors().is_empty(),
         "{:?}",

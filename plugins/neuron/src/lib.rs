@@ -12,10 +12,10 @@
 //!   two-half-step integration and the seven presets.
 //! * [`EntangledSynchronyLayer`] ([`synchrony`]): LIF neurons whose input gain is
 //!   set by classical Kuramoto phase coupling; the equations are in the module docs.
-//! * The plugin objects ([`BuiltinNeuron`], one per model) are factories: the host
-//!   registers [`builtin_plugins`] and hands out layers through
-//!   [`NeuronPlugin::create_layer`]; parameters come from the plugin config and the
-//!   [`LayerSpec`](evospike_plugin_api::LayerSpec).
+//! * The plugin objects ([`BuiltinNeuron`]: the generic factory plugin around each
+//!   [`NeuronModel`]) hand out layers through [`NeuronPlugin::create_layer`];
+//!   the `evospike-plugins` bundle registers [`builtin_plugins`]. Parameters come
+//!   from the plugin config and the [`LayerSpec`](evospike_plugin_api::LayerSpec).
 //!
 //! # Example
 //!
@@ -51,5 +51,5 @@ pub mod synchrony;
 pub use evospike_plugin_api::{NeuronLayer, NeuronPlugin};
 pub use izhikevich::{IzhikevichLayer, IzhikevichParams, Preset};
 pub use lif::{LifLayer, LifParams};
-pub use plugins::{builtin_plugins, BuiltinNeuron};
+pub use plugins::{builtin_plugins, BuiltinNeuron, NeuronModel};
 pub use synchrony::{EntangledSynchronyLayer, SynchronyParams};

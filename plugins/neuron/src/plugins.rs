@@ -1,41 +1,45 @@
 //! The plugin objects: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`.
 //!
-//! Each is a [`Plugin`] and a [`NeuronPlugin`]. Its config section (given to
+//! Each is a [`ModelPlugin`] of one [`NeuronModel`]: its config section (given to
 //! `initialize`) holds default layer parameters; a [`LayerSpec`]'s `params`
 //! override them per layer. Both are validated with the same parser, so a bad
 //! value fails at `initialize` already, naming the key.
 
-use evospike_compute::params::merged;
 use evospike_compute::{ParamError, ParamReader, Params};
-use evospike_plugin_api::semver::Version;
-use evospike_plugin_api::{
-    LayerSpec, NeuronLayer, NeuronPlugin, Plugin, PluginConfig, PluginError, PluginMetadata,
-    PluginType,
-};
+use evospike_plugin_api::factory::{Model, NeuronFamily};
+use evospike_plugin_api::{LayerSpec, ModelPlugin, NeuronLayer, Plugin};
 
 use crate::izhikevich::{IzhikevichLayer, IzhikevichParams};
 use crate::lif::{LifLayer, LifParams};
 use crate::synchrony::{EntangledSynchronyLayer, SynchronyParams};
 
-/// This crate's version, as the plugins' version.
-pub(crate) fn crate_version() -> Version {
-    let part = |s: &str| s.parse().unwrap_or(0);
-    Version::new(
-        part(env!("CARGO_PKG_VERSION_MAJOR")),
-        part(env!("CARGO_PKG_VERSION_MINOR")),
-        part(env!("CARGO_PKG_VERSION_PATCH")),
-    )
-}
+/// A built-in NEURON plugin: the generic factory around one [`NeuronModel`].
+pub type BuiltinNeuron = ModelPlugin<NeuronModel>;
 
-/// Which model a [`BuiltinNeuron`] builds.
+/// The neuron models of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Model {
+pub enum NeuronModel {
+    /// `LIFNeuron`.
     Lif,
+    /// `IzhikevichNeuron`.
     Izhikevich,
+    /// `EntangledSynchrony`.
     Synchrony,
 }
 
-impl Model {
+impl NeuronModel {
+    /// Every model, in registration order.
+    pub const ALL: [NeuronModel; 3] = [Self::Lif, Self::Izhikevich, Self::Synchrony];
+
+    /// The model's plugin.
+    pub fn plugin(self) -> BuiltinNeuron {
+        ModelPlugin::new(self, evospike_plugin_api::crate_version!())
+    }
+}
+
+impl Model for NeuronModel {
+    type Family = NeuronFamily;
+
     fn name(self) -> &'static str {
         match self {
             Self::Lif => "LIFNeuron",
@@ -52,11 +56,11 @@ impl Model {
         }
     }
 
-    fn capability(self) -> &'static str {
+    fn capabilities(self) -> &'static [&'static str] {
         match self {
-            Self::Lif => "lif",
-            Self::Izhikevich => "izhikevich",
-            Self::Synchrony => "kuramoto",
+            Self::Lif => &["lif"],
+            Self::Izhikevich => &["izhikevich"],
+            Self::Synchrony => &["kuramoto"],
         }
     }
 
@@ -99,98 +103,16 @@ fn synchrony_params(params: &Params) -> Result<(LifParams, SynchronyParams), Par
     Ok((lif, sync))
 }
 
-/// One of the built-in NEURON plugins.
-#[derive(Debug)]
-pub struct BuiltinNeuron {
-    meta: PluginMetadata,
-    model: Model,
-    defaults: Params,
-}
-
-impl BuiltinNeuron {
-    fn new(model: Model) -> Self {
-        let meta = PluginMetadata::new(model.name(), crate_version(), PluginType::Neuron)
-            .with_description(model.description())
-            .with_author("evospike")
-            .with_capability("neuron-layer")
-            .with_capability(model.capability());
-        Self {
-            meta,
-            model,
-            defaults: Params::new(),
-        }
-    }
-
-    /// `LIFNeuron`.
-    pub fn lif() -> Self {
-        Self::new(Model::Lif)
-    }
-
-    /// `IzhikevichNeuron`.
-    pub fn izhikevich() -> Self {
-        Self::new(Model::Izhikevich)
-    }
-
-    /// `EntangledSynchrony`.
-    pub fn entangled_synchrony() -> Self {
-        Self::new(Model::Synchrony)
-    }
-
-    fn param_error(&self, e: ParamError) -> PluginError {
-        PluginError::invalid_parameter(&self.meta.name, e.param, e.reason)
-    }
-}
-
-impl Plugin for BuiltinNeuron {
-    fn metadata(&self) -> &PluginMetadata {
-        &self.meta
-    }
-
-    /// The config holds default layer parameters (e.g. `tau_ms`, `preset`).
-    fn initialize(&mut self, config: &PluginConfig) -> Result<(), PluginError> {
-        self.model
-            .check(config)
-            .map_err(|e| PluginError::invalid_config(&self.meta.name, e.param, e.reason))?;
-        self.defaults = config.clone();
-        Ok(())
-    }
-
-    fn as_neuron(&self) -> Option<&dyn NeuronPlugin> {
-        Some(self)
-    }
-}
-
-impl NeuronPlugin for BuiltinNeuron {
-    fn create_layer(&self, spec: &LayerSpec) -> Result<Box<dyn NeuronLayer>, PluginError> {
-        if spec.num_neurons == 0 {
-            return Err(self.param_error(ParamError::new("num_neurons", "must be at least 1")));
-        }
-        if !(spec.dt_ms > 0.0 && spec.dt_ms.is_finite()) {
-            return Err(self.param_error(ParamError::new(
-                "dt_ms",
-                format!("must be > 0, got {}", spec.dt_ms),
-            )));
-        }
-        let params = merged(&self.defaults, &spec.params);
-        self.model
-            .build(spec, &params)
-            .map_err(|e| self.param_error(e))
-    }
-}
-
-/// The NEURON plugins of this crate, for static registration by the plugin host.
+/// The NEURON plugins of this crate, for static registration (see the `evospike-plugins` bundle).
 pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
-    vec![
-        Box::new(BuiltinNeuron::lif()),
-        Box::new(BuiltinNeuron::izhikevich()),
-        Box::new(BuiltinNeuron::entangled_synchrony()),
-    ]
+    evospike_plugin_api::factory::plugins(NeuronModel::ALL, &evospike_plugin_api::crate_version!())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use evospike_compute::spikes;
+    use evospike_plugin_api::{NeuronPlugin, PluginConfig, PluginError, PluginType};
     use serde_json::json;
 
     fn spec(n: usize, params: serde_json::Value) -> LayerSpec {
@@ -267,7 +189,7 @@ mod tests {
 
     #[test]
     fn bad_config_and_params_name_the_plugin_and_key() {
-        let mut p = BuiltinNeuron::izhikevich();
+        let mut p = NeuronModel::Izhikevich.plugin();
         let mut cfg = PluginConfig::new();
         cfg.insert("preset".into(), json!("QQ"));
         let err = p.initialize(&cfg).unwrap_err();
@@ -275,14 +197,16 @@ mod tests {
             matches!(&err, PluginError::InvalidConfig { key, .. } if key == "preset"),
             "{err}"
         );
-        let err = BuiltinNeuron::lif()
+        let err = NeuronModel::Lif
+            .plugin()
             .create_layer(&spec(0, json!({})))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "plugin `LIFNeuron`: invalid parameter `num_neurons`: must be at least 1"
         );
-        let err = BuiltinNeuron::entangled_synchrony()
+        let err = NeuronModel::Synchrony
+            .plugin()
             .create_layer(&spec(4, json!({"kappa": 1})))
             .unwrap_err();
         assert!(
@@ -293,7 +217,7 @@ mod tests {
 
     #[test]
     fn config_defaults_apply_and_spec_params_override_them() {
-        let mut p = BuiltinNeuron::lif();
+        let mut p = NeuronModel::Lif.plugin();
         let mut cfg = PluginConfig::new();
         cfg.insert("v_rest".into(), json!(-70.0));
         p.initialize(&cfg).unwrap();

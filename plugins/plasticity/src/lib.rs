@@ -15,8 +15,8 @@
 //!   exposed through [`PlasticityRule::threshold_offsets`], and multiplicative
 //!   synaptic scaling toward a target rate.
 //!
-//! The plugin objects ([`BuiltinRule`]) are factories registered through
-//! [`builtin_plugins`].
+//! The plugin objects ([`BuiltinRule`]: the generic factory plugin around each
+//! [`RuleModel`]) are registered through [`builtin_plugins`].
 //!
 //! # Example
 //!
@@ -42,5 +42,5 @@ pub mod stdp;
 
 pub use evospike_plugin_api::{PlasticityPlugin, PlasticityRule};
 pub use homeostasis::{Homeostasis, HomeostasisParams};
-pub use plugins::{builtin_plugins, BuiltinRule};
+pub use plugins::{builtin_plugins, BuiltinRule, RuleModel};
 pub use stdp::{MetaParams, Stdp, StdpMode, StdpParams};

@@ -1,37 +1,52 @@
 //! The plugin objects: `STDP`, `MetaPlasticity`, `Homeostasis`.
 //!
-//! The config section given to `initialize` holds default parameters; a
-//! [`RuleSpec`]'s `params` override them per projection. Both go through the same
-//! parser, so a bad value fails at `initialize` already, naming the key.
+//! Each is a [`ModelPlugin`] of one [`RuleModel`]: the config section given to
+//! `initialize` holds default parameters; a [`RuleSpec`]'s `params` override them
+//! per projection. Both go through the same parser, so a bad value fails at
+//! `initialize` already, naming the key.
 
-use evospike_compute::params::merged;
 use evospike_compute::{ParamError, ParamReader, Params};
-use evospike_plugin_api::semver::Version;
-use evospike_plugin_api::{
-    PlasticityPlugin, PlasticityRule, Plugin, PluginConfig, PluginError, PluginMetadata,
-    PluginType, RuleSpec,
-};
+use evospike_plugin_api::factory::{Model, PlasticityFamily};
+use evospike_plugin_api::{ModelPlugin, PlasticityRule, Plugin, RuleSpec};
 
 use crate::homeostasis::{Homeostasis, HomeostasisParams};
 use crate::stdp::{MetaParams, Stdp, StdpParams};
 
-fn crate_version() -> Version {
-    let part = |s: &str| s.parse().unwrap_or(0);
-    Version::new(
-        part(env!("CARGO_PKG_VERSION_MAJOR")),
-        part(env!("CARGO_PKG_VERSION_MINOR")),
-        part(env!("CARGO_PKG_VERSION_PATCH")),
-    )
-}
+/// A built-in PLASTICITY plugin: the generic factory around one [`RuleModel`].
+pub type BuiltinRule = ModelPlugin<RuleModel>;
 
+/// The plasticity rules of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum RuleModel {
+    /// `STDP`.
     Stdp,
+    /// `MetaPlasticity`.
     Meta,
+    /// `Homeostasis`.
     Homeostasis,
 }
 
-impl Kind {
+impl RuleModel {
+    /// Every rule, in registration order.
+    pub const ALL: [RuleModel; 3] = [Self::Stdp, Self::Meta, Self::Homeostasis];
+
+    /// The rule's plugin.
+    pub fn plugin(self) -> BuiltinRule {
+        ModelPlugin::new(self, evospike_plugin_api::crate_version!())
+    }
+
+    fn meta_params(params: &Params) -> Result<(StdpParams, MetaParams), ParamError> {
+        let r = ParamReader::new(params);
+        let stdp = StdpParams::read(&r)?;
+        let meta = MetaParams::read(&r)?;
+        r.finish()?;
+        Ok((stdp, meta))
+    }
+}
+
+impl Model for RuleModel {
+    type Family = PlasticityFamily;
+
     fn name(self) -> &'static str {
         match self {
             Self::Stdp => "STDP",
@@ -46,14 +61,6 @@ impl Kind {
             Self::Meta => "STDP with a BCM-style sliding threshold: depression scales with the slow postsynaptic rate",
             Self::Homeostasis => "Adaptive thresholds (Diehl & Cook 2015) and multiplicative synaptic scaling",
         }
-    }
-
-    fn meta_params(params: &Params) -> Result<(StdpParams, MetaParams), ParamError> {
-        let r = ParamReader::new(params);
-        let stdp = StdpParams::read(&r)?;
-        let meta = MetaParams::read(&r)?;
-        r.finish()?;
-        Ok((stdp, meta))
     }
 
     fn check(self, params: &Params) -> Result<(), ParamError> {
@@ -85,98 +92,17 @@ impl Kind {
     }
 }
 
-/// One of the built-in PLASTICITY plugins.
-#[derive(Debug)]
-pub struct BuiltinRule {
-    meta: PluginMetadata,
-    kind: Kind,
-    defaults: Params,
-}
-
-impl BuiltinRule {
-    fn new(kind: Kind) -> Self {
-        let meta = PluginMetadata::new(kind.name(), crate_version(), PluginType::Plasticity)
-            .with_description(kind.description())
-            .with_author("evospike")
-            .with_capability("plasticity-rule");
-        Self {
-            meta,
-            kind,
-            defaults: Params::new(),
-        }
-    }
-
-    /// `STDP`.
-    pub fn stdp() -> Self {
-        Self::new(Kind::Stdp)
-    }
-
-    /// `MetaPlasticity`.
-    pub fn meta_plasticity() -> Self {
-        Self::new(Kind::Meta)
-    }
-
-    /// `Homeostasis`.
-    pub fn homeostasis() -> Self {
-        Self::new(Kind::Homeostasis)
-    }
-
-    fn param_error(&self, e: ParamError) -> PluginError {
-        PluginError::invalid_parameter(&self.meta.name, e.param, e.reason)
-    }
-}
-
-impl Plugin for BuiltinRule {
-    fn metadata(&self) -> &PluginMetadata {
-        &self.meta
-    }
-
-    /// The config holds default rule parameters (e.g. `a_plus`).
-    fn initialize(&mut self, config: &PluginConfig) -> Result<(), PluginError> {
-        self.kind
-            .check(config)
-            .map_err(|e| PluginError::invalid_config(&self.meta.name, e.param, e.reason))?;
-        self.defaults = config.clone();
-        Ok(())
-    }
-
-    fn as_plasticity(&self) -> Option<&dyn PlasticityPlugin> {
-        Some(self)
-    }
-}
-
-impl PlasticityPlugin for BuiltinRule {
-    fn create_rule(&self, spec: &RuleSpec) -> Result<Box<dyn PlasticityRule>, PluginError> {
-        if spec.pre == 0 || spec.post == 0 {
-            let which = if spec.pre == 0 { "pre" } else { "post" };
-            return Err(self.param_error(ParamError::new(which, "must be at least 1")));
-        }
-        if !(spec.dt_ms > 0.0 && spec.dt_ms.is_finite()) {
-            return Err(self.param_error(ParamError::new(
-                "dt_ms",
-                format!("must be > 0, got {}", spec.dt_ms),
-            )));
-        }
-        let params = merged(&self.defaults, &spec.params);
-        self.kind
-            .build(spec, &params)
-            .map_err(|e| self.param_error(e))
-    }
-}
-
-/// The PLASTICITY plugins of this crate, for static registration by the plugin host.
+/// The PLASTICITY plugins of this crate, for static registration (see the `evospike-plugins` bundle).
 pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
-    vec![
-        Box::new(BuiltinRule::stdp()),
-        Box::new(BuiltinRule::meta_plasticity()),
-        Box::new(BuiltinRule::homeostasis()),
-    ]
+    evospike_plugin_api::factory::plugins(RuleModel::ALL, &evospike_plugin_api::crate_version!())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use evospike_plugin_api::WeightsMut;
+    use evospike_plugin_api::{
+        PlasticityPlugin, PluginConfig, PluginError, PluginType, WeightsMut,
+    };
     use serde_json::json;
 
     fn spec(params: serde_json::Value) -> RuleSpec {
@@ -232,7 +158,7 @@ mod tests {
 
     #[test]
     fn config_and_spec_errors_name_plugin_and_key() {
-        let mut p = BuiltinRule::meta_plasticity();
+        let mut p = RuleModel::Meta.plugin();
         let mut cfg = PluginConfig::new();
         cfg.insert("tau_rate".into(), json!(5));
         let err = p.initialize(&cfg).unwrap_err();
@@ -240,7 +166,8 @@ mod tests {
             matches!(&err, PluginError::InvalidConfig { plugin, key, .. } if plugin == "MetaPlasticity" && key == "tau_rate"),
             "{err}"
         );
-        let err = BuiltinRule::stdp()
+        let err = RuleModel::Stdp
+            .plugin()
             .create_rule(&RuleSpec {
                 pre: 0,
                 ..spec(json!({}))

@@ -17,7 +17,7 @@ mod bulk;
 mod reload;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use evospike_plugin_api::{
     HealthReport, NeuronPlugin, Plugin, PluginError, PluginHealth, PluginMetadata, PluginStatus,
@@ -480,21 +480,22 @@ impl PluginManager {
     }
 }
 
-/// Build a manager: register the built-in plugins, then discover external plugins
-/// in each of `plugin_dirs` (loading happens now, at run time). Returns an error
+/// Build a manager: register `builtins` (the plugins linked into the program,
+/// e.g. `evospike_plugins::builtin_plugins()`), then discover external plugins in
+/// each of `plugin_dirs` (loading happens now, at run time). Returns an error
 /// only if a directory cannot be read or two plugins share a name; individual
 /// plugins that fail to load are registered as failed (see
 /// [`PluginManager::load_errors`]).
 pub fn initialize_plugin_system<P: AsRef<Path>>(
+    builtins: impl IntoIterator<Item = Box<dyn Plugin>>,
     plugin_dirs: &[P],
 ) -> Result<PluginManager, HostError> {
     let mut manager = PluginManager::new();
-    for plugin in crate::builtin::builtin_plugins() {
+    for plugin in builtins {
         manager.register_builtin(plugin)?;
     }
-    let dirs: Vec<PathBuf> = plugin_dirs.iter().map(|d| d.as_ref().to_owned()).collect();
-    for dir in &dirs {
-        manager.discover_plugins(dir)?;
+    for dir in plugin_dirs {
+        manager.discover_plugins(dir.as_ref())?;
     }
     Ok(manager)
 }
