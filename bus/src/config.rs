@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use evospike_schemas::contract::{self, env};
+
 use crate::BusError;
 
 /// Which transport carries the bus: the COMMUNICATION choice of a deployment.
@@ -109,7 +111,7 @@ impl Default for BusConfig {
             mode: Mode::Peer,
             listen: Vec::new(),
             connect: Vec::new(),
-            namespace: "default".to_string(),
+            namespace: contract::DEFAULT_NAMESPACE.to_string(),
             multicast_scouting: false,
             shared_memory: true,
             shm_pool_bytes: 64 << 20,
@@ -118,31 +120,6 @@ impl Default for BusConfig {
             local_domain: "default".to_string(),
         }
     }
-}
-
-/// Environment variables read by [`BusConfig::from_env`] (set by the launcher).
-pub mod env {
-    /// `zenoh` or `local`.
-    pub const TRANSPORT: &str = "EVOSPIKE_BUS_TRANSPORT";
-    /// `peer`, `client` or `router`.
-    pub const MODE: &str = "EVOSPIKE_BUS_MODE";
-    /// Comma-separated listen endpoints.
-    pub const LISTEN: &str = "EVOSPIKE_BUS_LISTEN";
-    /// Comma-separated connect endpoints.
-    pub const CONNECT: &str = "EVOSPIKE_BUS_CONNECT";
-    /// `0`/`false` turns shared memory off.
-    pub const SHM: &str = "EVOSPIKE_BUS_SHM";
-    /// Namespace.
-    pub const NAMESPACE: &str = "EVOSPIKE_NAMESPACE";
-}
-
-fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 impl BusConfig {
@@ -172,29 +149,29 @@ impl BusConfig {
 
     /// Applies overrides from a variable lookup (testable form of [`from_env`](Self::from_env)).
     pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Result<BusConfig, BusError> {
-        if let Some(t) = var(env::TRANSPORT) {
+        if let Some(t) = var(env::BUS_TRANSPORT) {
             self.transport = match t.as_str() {
                 "zenoh" => TransportKind::Zenoh,
                 "local" => TransportKind::Local,
                 other => {
                     return Err(BusError::Config(format!(
                         "{}={other:?}: expected zenoh or local",
-                        env::TRANSPORT
+                        env::BUS_TRANSPORT
                     )))
                 }
             };
         }
-        if let Some(mode) = var(env::MODE) {
+        if let Some(mode) = var(env::BUS_MODE) {
             self.mode = mode.parse()?;
         }
-        if let Some(listen) = var(env::LISTEN) {
-            self.listen = split_list(&listen);
+        if let Some(listen) = var(env::BUS_LISTEN) {
+            self.listen = contract::split_list(&listen);
         }
-        if let Some(connect) = var(env::CONNECT) {
-            self.connect = split_list(&connect);
+        if let Some(connect) = var(env::BUS_CONNECT) {
+            self.connect = contract::split_list(&connect);
         }
-        if let Some(shm) = var(env::SHM) {
-            self.shared_memory = !matches!(shm.as_str(), "0" | "false" | "off" | "no");
+        if let Some(shm) = var(env::BUS_SHM) {
+            self.shared_memory = !contract::shm_disabled(&shm);
         }
         if let Some(ns) = var(env::NAMESPACE) {
             self.namespace = ns;
@@ -256,9 +233,9 @@ mod tests {
     #[test]
     fn environment_overrides_defaults() {
         let vars = [
-            (env::MODE, "client"),
-            (env::CONNECT, "tcp/127.0.0.1:7447, tcp/127.0.0.1:7448"),
-            (env::SHM, "0"),
+            (env::BUS_MODE, "client"),
+            (env::BUS_CONNECT, "tcp/127.0.0.1:7447, tcp/127.0.0.1:7448"),
+            (env::BUS_SHM, "0"),
             (env::NAMESPACE, "lab"),
         ];
         let config = BusConfig::default()
@@ -280,7 +257,7 @@ mod tests {
     #[test]
     fn bad_mode_is_a_config_error() {
         let err = BusConfig::default()
-            .with_env(|n| (n == env::MODE).then(|| "boss".to_string()))
+            .with_env(|n| (n == env::BUS_MODE).then(|| "boss".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("boss"), "{err}");
     }

@@ -47,7 +47,7 @@ mod spike;
 pub mod transport;
 
 pub use bus::{Bus, Declared, Subscription};
-pub use config::{env, BusConfig, Mode, TransportKind};
+pub use config::{BusConfig, Mode, TransportKind};
 pub use error::BusError;
 pub use keys::{KeyKind, KeySpace};
 pub use message::{Keyed, MessagePublisher, MessageSubscriber};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use evospike_schemas::contract;
 use regex::Regex;
 
 pub use crate::schema::RespawnMode;
@@ -107,8 +108,8 @@ pub struct ArgPairError(pub String);
 pub fn parse_arg_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, ArgPairError> {
     pairs
         .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => Ok((key.trim().to_string(), value.to_string())),
+        .map(|pair| match contract::split_key_value(pair) {
+            Some((key, value)) => Ok((key.to_string(), value.to_string())),
             None => Err(ArgPairError(pair.clone())),
         })
         .collect()

@@ -11,6 +11,10 @@
 //!   in place without deserializing. [`SpikeTensor::view`] validates untrusted bytes
 //!   (structure with bytecheck, then evospike's own invariants) and never panics.
 //!
+//! Besides the wire types, [`contract`] holds the contract between the launcher
+//! and a node process: the `EVOSPIKE_*` environment, the argument forms and the
+//! default router endpoint.
+//!
 //! ```
 //! use evospike_schemas::{SpikeTensor, SpikeBody};
 //!
@@ -33,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod contract;
 mod error;
 pub mod proto;
 pub mod spike;

@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::time::Duration;
 
+use evospike_schemas::contract;
 use marked_yaml::{Node, Spanned};
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -49,7 +50,7 @@ impl Loader<'_> {
             None => here
                 .namespace
                 .clone()
-                .unwrap_or_else(|| "default".to_owned()),
+                .unwrap_or_else(|| contract::DEFAULT_NAMESPACE.to_owned()),
         };
         let command = match (&node.kind, &node.exec) {
             (Some(kind), None) => Command::Kind {
@@ -110,23 +111,32 @@ impl Loader<'_> {
             .unwrap_or_else(|| here.bus.clone());
 
         let mut env = BTreeMap::new();
-        env.insert("EVOSPIKE_NODE_NAME".to_owned(), name.clone());
-        env.insert("EVOSPIKE_NAMESPACE".to_owned(), namespace.clone());
-        env.insert("EVOSPIKE_PARAMS".to_owned(), params.to_string());
+        env.insert(contract::env::NODE_NAME.to_owned(), name.clone());
+        env.insert(contract::env::NAMESPACE.to_owned(), namespace.clone());
+        env.insert(contract::env::PARAMS.to_owned(), params.to_string());
         env.insert(
-            "EVOSPIKE_REMAP".to_owned(),
+            contract::env::REMAP.to_owned(),
             serde_json::to_string(&node.remap).unwrap_or_else(|_| "{}".to_owned()),
         );
-        env.insert("EVOSPIKE_PLUGINS".to_owned(), plugins.to_string());
-        env.insert("EVOSPIKE_PLUGIN_DIRS".to_owned(), plugin_dirs.join(":"));
+        env.insert(contract::env::PLUGINS.to_owned(), plugins.to_string());
+        env.insert(
+            contract::env::PLUGIN_DIRS.to_owned(),
+            contract::join_dirs(&plugin_dirs),
+        );
         if let Some(mode) = &bus.mode {
-            env.insert("EVOSPIKE_BUS_MODE".to_owned(), mode.clone());
+            env.insert(contract::env::BUS_MODE.to_owned(), mode.clone());
         }
         if let Some(listen) = &bus.listen {
-            env.insert("EVOSPIKE_BUS_LISTEN".to_owned(), listen.join(","));
+            env.insert(
+                contract::env::BUS_LISTEN.to_owned(),
+                contract::join_list(listen),
+            );
         }
         if let Some(connect) = &bus.connect {
-            env.insert("EVOSPIKE_BUS_CONNECT".to_owned(), connect.join(","));
+            env.insert(
+                contract::env::BUS_CONNECT.to_owned(),
+                contract::join_list(connect),
+            );
         }
         env.extend(node.env.iter().map(|(k, v)| (k.clone(), v.clone())));
 
@@ -218,7 +228,7 @@ impl Collected {
                             .to_owned(),
                     }));
                 }
-                let args = ["run".to_owned(), kind]
+                let args = contract::run_args(&kind)
                     .into_iter()
                     .chain(self.args)
                     .collect();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use evospike_bus::{Bus, BusError, Mode, TransportKind};
 use evospike_node::BusArgs;
+use evospike_schemas::contract;
 use evospike_schemas::proto::{Empty, Health};
 
 /// Tools only publish a few small tensors: a small shared-memory pool is plenty.
@@ -21,7 +22,7 @@ const TOOL_SHM_POOL: usize = 4 << 20;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Connection {
     /// Namespace of the deployment.
-    #[arg(long, env = evospike_node::env::NAMESPACE, default_value = "default")]
+    #[arg(long, env = contract::env::NAMESPACE, default_value = contract::DEFAULT_NAMESPACE)]
     pub(crate) namespace: String,
     #[command(flatten)]
     pub(crate) bus: BusArgs,
@@ -38,7 +39,7 @@ impl Connection {
         // A tool is a Zenoh client of the router unless told otherwise: it needs no
         // direct links to the nodes and opens no port of its own.
         let mode_given =
-            self.bus.mode.is_some() || std::env::var_os(evospike_bus::env::MODE).is_some();
+            self.bus.mode.is_some() || std::env::var_os(contract::env::BUS_MODE).is_some();
         if !mode_given && config.transport == TransportKind::Zenoh {
             config.mode = Mode::Client;
         }

@@ -78,7 +78,7 @@ impl RouterArgs {
     fn into_node_args(self) -> NodeArgs {
         let mut args = self.node;
         if args.bus.listen.is_empty() {
-            args.bus.listen = vec![evospike_node::DEFAULT_ROUTER.to_string()];
+            args.bus.listen = vec![evospike_schemas::contract::DEFAULT_ROUTER.to_string()];
         }
         args.bus.mode.get_or_insert_with(|| "router".to_string());
         args.name.get_or_insert_with(|| "router".to_string());
@@ -173,7 +173,7 @@ mod tests {
         let args = args.into_node_args();
         assert_eq!(
             args.bus.listen,
-            vec![evospike_node::DEFAULT_ROUTER.to_string()]
+            vec![evospike_schemas::contract::DEFAULT_ROUTER.to_string()]
         );
         assert_eq!(args.bus.mode.as_deref(), Some("router"));
         assert_eq!(args.name.as_deref(), Some("router"));

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use evospike_plugin_api::PluginType;
 use evospike_plugin_host::{Entry, PluginSource};
+use evospike_schemas::contract;
 use serde_json::{json, Value};
 
 use crate::out::Out;
@@ -57,10 +58,10 @@ pub(crate) fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn plugin_dirs(flags: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var(evospike_node::env::PLUGIN_DIRS)
+    let mut dirs: Vec<PathBuf> = std::env::var(contract::env::PLUGIN_DIRS)
         .map(|v| {
-            v.split(':')
-                .filter(|s| !s.is_empty())
+            contract::split_dirs(&v)
+                .into_iter()
                 .map(PathBuf::from)
                 .collect()
         })

@@ -1,32 +1,15 @@
 //! How a node is told who it is: command-line flags, over the `EVOSPIKE_*`
-//! environment variables the launcher sets, over defaults.
+//! environment variables the launcher sets (the contract of
+//! [`evospike_schemas::contract`]), over defaults.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use evospike_bus::{BusConfig, Mode, TransportKind};
+use evospike_schemas::contract::{self, env, DEFAULT_ROUTER};
 use serde_json::{Map, Value};
 
 use crate::NodeError;
-
-/// The Zenoh endpoint of the default local router (`evospike router`).
-pub const DEFAULT_ROUTER: &str = "tcp/127.0.0.1:7447";
-
-/// Environment variables a node reads (the launcher sets them).
-pub mod env {
-    /// The node's name.
-    pub const NODE_NAME: &str = "EVOSPIKE_NODE_NAME";
-    /// Namespace (also read by the bus).
-    pub const NAMESPACE: &str = "EVOSPIKE_NAMESPACE";
-    /// Parameters, a JSON object.
-    pub const PARAMS: &str = "EVOSPIKE_PARAMS";
-    /// Topic remaps, a JSON object from → to.
-    pub const REMAP: &str = "EVOSPIKE_REMAP";
-    /// Plugins of the node, a JSON array.
-    pub const PLUGINS: &str = "EVOSPIKE_PLUGINS";
-    /// ':'-separated plugin folders.
-    pub const PLUGIN_DIRS: &str = "EVOSPIKE_PLUGIN_DIRS";
-}
 
 /// Command-line options shared by every node kind (`evospike run KIND …`) and by
 /// the bus tools. Each flag falls back on its `EVOSPIKE_*` variable.
@@ -36,7 +19,7 @@ pub struct NodeArgs {
     #[arg(long, env = env::NODE_NAME)]
     pub name: Option<String>,
     /// Namespace of every key.
-    #[arg(long, env = env::NAMESPACE, default_value = "default")]
+    #[arg(long, env = env::NAMESPACE, default_value = contract::DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// A parameter, `KEY=VALUE` (VALUE is JSON if it parses as JSON, else a string). Repeatable.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -154,10 +137,10 @@ impl NodeArgs {
             }
         }
         for param in &self.params {
-            let (key, value) = param.split_once('=').ok_or_else(|| {
+            let (key, value) = contract::split_key_value(param).ok_or_else(|| {
                 NodeError::Config(format!("--param {param:?}: expected KEY=VALUE"))
             })?;
-            params.insert(key.trim().to_string(), parse_value(value.trim()));
+            params.insert(key.to_string(), parse_value(value.trim()));
         }
         Ok(params)
     }
@@ -172,7 +155,7 @@ impl NodeArgs {
             remaps.extend(map);
         }
         for remap in &self.remaps {
-            let (from, to) = remap.split_once(":=").ok_or_else(|| {
+            let (from, to) = contract::split_remap(remap).ok_or_else(|| {
                 NodeError::Config(format!("--remap {remap:?}: expected FROM:=TO"))
             })?;
             remaps.insert(from.to_string(), to.to_string());
@@ -184,8 +167,8 @@ impl NodeArgs {
     pub fn plugin_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::env::var(env::PLUGIN_DIRS)
             .map(|v| {
-                v.split(':')
-                    .filter(|s| !s.is_empty())
+                contract::split_dirs(&v)
+                    .into_iter()
                     .map(PathBuf::from)
                     .collect()
             })

@@ -31,10 +31,11 @@ mod plugins;
 pub mod stimulus;
 pub mod sync;
 
-pub use args::{env, BusArgs, NodeArgs, DEFAULT_ROUTER};
+pub use args::{BusArgs, NodeArgs};
 pub use error::NodeError;
 
 use evospike_bus::{Bus, Mode};
+use evospike_schemas::contract::DEFAULT_ROUTER;
 use evospike_schemas::proto::HealthState;
 
 /// Steps an input may run ahead of a pipeline node before its sender waits
