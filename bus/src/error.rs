@@ -22,6 +22,19 @@ pub enum BusError {
         /// What the transport reported.
         reason: String,
     },
+    /// None of the endpoints to connect to answered (no router there, wrong
+    /// address or port, or a firewall).
+    #[error(
+        "none of the connect endpoints {} answered within {timeout:?}: check that a router \
+         listens there (`evospike router --listen ENDPOINT`), the address and port, and firewalls",
+        endpoints.join(", ")
+    )]
+    Unreachable {
+        /// The endpoints tried.
+        endpoints: Vec<String>,
+        /// How long the session waited for them.
+        timeout: Duration,
+    },
     /// A name cannot be used in a key expression.
     #[error("invalid {what} name {name:?}: {reason}")]
     InvalidName {

@@ -88,6 +88,11 @@ impl KeySpace {
         Ok(format!("{}/topic/{name}", self.prefix))
     }
 
+    /// Checks that `name` is a valid topic name, as [`topic`](Self::topic) would.
+    pub fn check_topic(name: &str) -> Result<(), BusError> {
+        check_segment("topic", name, true)
+    }
+
     /// Matches every topic of the namespace.
     pub fn all_topics(&self) -> String {
         format!("{}/topic/**", self.prefix)

@@ -54,6 +54,43 @@ impl LoadError {
     }
 }
 
+/// Everything [`load`](crate::load) found wrong with a launch: the first problem
+/// with its structure, or every problem with the parameters of its `kind:` nodes.
+///
+/// Displays one [`LoadError`] per line.
+#[derive(Debug, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl LoadErrors {
+    /// The first problem.
+    pub fn first(&self) -> Option<&LoadError> {
+        self.0.first()
+    }
+
+    /// Every problem.
+    pub fn iter(&self) -> impl Iterator<Item = &LoadError> {
+        self.0.iter()
+    }
+}
+
+impl From<LoadError> for LoadErrors {
+    fn from(error: LoadError) -> Self {
+        LoadErrors(vec![error])
+    }
+}
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What is wrong with a launch file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -123,12 +160,24 @@ pub enum LoadErrorKind {
     /// A `kind:` node needs the evospike executable, and none was given.
     #[error(
         "node kind `{kind}` is started as `evospike run {kind}`, but the evospike executable is \
-         unknown: pass --evospike-exe PATH or set EVOSPIKE_EXE"
+         unknown (the launching program gives it in LoadOptions::evospike_exe)"
     )]
     NoEvospikeExe {
         /// The node kind.
         kind: String,
     },
+    /// `kind:` names no node kind the launching program knows.
+    #[error("unknown node kind `{kind}` (kinds: {known})")]
+    UnknownKind {
+        /// The kind as written.
+        kind: String,
+        /// The kinds there are, comma-separated.
+        known: String,
+    },
+    /// A `kind:` node's parameters break the kind's rules (the message names
+    /// node, key and value).
+    #[error("{0}")]
+    NodeParams(Box<dyn std::error::Error + Send + Sync>),
     /// `--machine M` selects no node.
     #[error("no node is labelled with machine `{machine}` (labels in this launch: {known})")]
     UnknownMachine {

@@ -61,8 +61,8 @@ mod schema;
 mod subst;
 mod supervise;
 
-pub use error::{LoadError, LoadErrorKind, SubstError, SuperviseError};
-pub use load::{load, LoadOptions};
+pub use error::{LoadError, LoadErrorKind, LoadErrors, SubstError, SuperviseError};
+pub use load::{load, KindCatalog, LoadOptions, ParamIssue};
 pub use outcome::{NodeReport, NodeResult, Outcome};
 pub use plan::{
     parse_arg_pairs, ArgPairError, LaunchPlan, NodeSpec, Readiness, RespawnMode, RespawnPolicy,

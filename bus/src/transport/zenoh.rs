@@ -54,6 +54,33 @@ fn pool_alignment() -> AllocAlignment {
     AllocAlignment::new(POW).unwrap_or_default()
 }
 
+/// A Zenoh error's text without the source location Zenoh appends to it
+/// (`… at /…/zenoh-1.10.2/src/net/runtime/orchestrator.rs:388.`): a user has no
+/// use for a dependency's file names. A chained cause (`- Caused by …`) is kept,
+/// cleaned the same way.
+pub(crate) fn zenoh_reason(err: &dyn std::fmt::Display) -> String {
+    let text = err.to_string();
+    text.split(" - Caused by ")
+        .map(strip_location)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn strip_location(text: &str) -> &str {
+    let Some(at) = text.rfind(" at ") else {
+        return text;
+    };
+    let location = text[at + 4..].trim_end_matches('.');
+    let is_location = location
+        .rsplit_once(':')
+        .is_some_and(|(file, line)| file.ends_with(".rs") && line.parse::<u32>().is_ok());
+    if is_location {
+        &text[..at]
+    } else {
+        text
+    }
+}
+
 impl ZenohTransport {
     pub(crate) async fn open(config: &BusConfig) -> Result<ZenohTransport, BusError> {
         let open_error = |reason: String| BusError::Open {
@@ -62,9 +89,19 @@ impl ZenohTransport {
             listen: config.listen.clone(),
             reason,
         };
-        let session = zenoh::open(config.to_zenoh()?)
-            .await
-            .map_err(|err| open_error(err.to_string()))?;
+        let session = zenoh::open(config.to_zenoh()?).await.map_err(|err| {
+            let reason = zenoh_reason(&err);
+            // Zenoh says only "Unable to connect to any of [...]. Timeout!" when no
+            // connect endpoint answered; say which, and what to check.
+            if !config.connect.is_empty() && reason.ends_with("Timeout!") {
+                BusError::Unreachable {
+                    endpoints: config.connect.clone(),
+                    timeout: config.connect_timeout,
+                }
+            } else {
+                open_error(reason)
+            }
+        })?;
         let shm = if config.shared_memory {
             let size = config
                 .shm_pool_bytes
@@ -149,7 +186,7 @@ impl RawPublisher for ZenohPublisher {
         };
         result.map_err(|err| BusError::Publish {
             key: self.key.clone(),
-            reason: err.to_string(),
+            reason: zenoh_reason(&err),
         })
     }
 
@@ -160,7 +197,7 @@ impl RawPublisher for ZenohPublisher {
             .map(|status| status.matching())
             .map_err(|err| BusError::Publish {
                 key: self.key.clone(),
-                reason: err.to_string(),
+                reason: zenoh_reason(&err),
             })
     }
 }
@@ -181,7 +218,7 @@ impl Transport for ZenohTransport {
             .map_err(|err| BusError::Declare {
                 what: "publisher",
                 key: key.to_string(),
-                reason: err.to_string(),
+                reason: zenoh_reason(&err),
             })?;
         Ok(Box::new(ZenohPublisher {
             key: key.to_string(),
@@ -204,7 +241,7 @@ impl Transport for ZenohTransport {
             .map_err(|err| BusError::Declare {
                 what: "subscriber",
                 key: key_expr.to_string(),
-                reason: err.to_string(),
+                reason: zenoh_reason(&err),
             })?;
         Ok(Box::new(Declared(subscriber)))
     }
@@ -220,7 +257,7 @@ impl Transport for ZenohTransport {
                 BusError::Declare {
                     what: "queryable",
                     key: key_expr.to_string(),
-                    reason: err.to_string(),
+                    reason: zenoh_reason(&err),
                 }
             })?;
         let queryable = self
@@ -246,7 +283,7 @@ impl Transport for ZenohTransport {
                         .wait()
                         .map_err(|err| BusError::Query {
                             key: reply_key,
-                            reason: err.to_string(),
+                            reason: zenoh_reason(&err),
                         })
                 }));
             })
@@ -254,7 +291,7 @@ impl Transport for ZenohTransport {
             .map_err(|err| BusError::Declare {
                 what: "queryable",
                 key: key_expr.to_string(),
-                reason: err.to_string(),
+                reason: zenoh_reason(&err),
             })?;
         Ok(Box::new(Declared(queryable)))
     }
@@ -280,7 +317,7 @@ impl Transport for ZenohTransport {
                 .payload(payload)
                 .timeout(timeout)
                 .await
-                .map_err(|err| query_error(err.to_string()))?;
+                .map_err(|err| query_error(zenoh_reason(&err)))?;
             let mut out = Vec::new();
             while let Ok(reply) = replies.recv_async().await {
                 match reply.result() {
@@ -312,7 +349,7 @@ impl Transport for ZenohTransport {
             .map_err(|err| BusError::Declare {
                 what: "liveliness token",
                 key: key.to_string(),
-                reason: err.to_string(),
+                reason: zenoh_reason(&err),
             })?;
         Ok(Box::new(Declared(token)))
     }
@@ -351,7 +388,7 @@ impl Transport for ZenohTransport {
                 .await
                 .map_err(|err| BusError::Query {
                     key: key_expr.to_string(),
-                    reason: err.to_string(),
+                    reason: zenoh_reason(&err),
                 })?;
             let mut keys = Vec::new();
             while let Ok(reply) = replies.recv_async().await {
@@ -363,5 +400,27 @@ impl Transport for ZenohTransport {
             keys.dedup();
             Ok(keys)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zenoh_reason;
+
+    #[test]
+    fn zenoh_errors_lose_their_source_locations() {
+        let text = "Unable to connect to any of [tcp/127.0.0.1:9]. Timeout! at \
+                    /root/.cargo/registry/src/x/zenoh-1.10.2/src/net/runtime/orchestrator.rs:388.";
+        assert_eq!(
+            zenoh_reason(&text),
+            "Unable to connect to any of [tcp/127.0.0.1:9]. Timeout!"
+        );
+        let chained = "Can not create a new TCP listener at /a/b.rs:12. - Caused by \
+                       Address already in use at /c/d.rs:3.";
+        assert_eq!(
+            zenoh_reason(&chained),
+            "Can not create a new TCP listener: Address already in use"
+        );
+        assert_eq!(zenoh_reason(&"no location at all"), "no location at all");
     }
 }

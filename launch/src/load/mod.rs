@@ -5,20 +5,26 @@
 //! other scalar, check the schema (unknown keys are errors), then follow
 //! `include:` recursively. Once every file is read, the whole launch is checked
 //! (unique names, known and acyclic `depends_on`) and filtered to one machine;
-//! only then are executables looked up, for the selected nodes. Nothing is
+//! only then are executables looked up, for the selected nodes, and — when the
+//! caller gives a [`KindCatalog`] — the parameters of every selected `kind:` node
+//! are checked, all of them, each problem at the line of its key. Nothing is
 //! started by this module.
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use marked_yaml::Spanned;
+use serde_json::{Map, Value};
 
-use crate::error::{LoadError, LoadErrorKind};
+use crate::error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::plan::{LaunchPlan, Readiness, RespawnPolicy, ShutdownTimeouts};
 use crate::schema::RawBus;
 
 use self::check::{check_dependencies, check_identifier, check_names, select_machine};
+use self::kinds::ParamSites;
+pub use self::kinds::{KindCatalog, ParamIssue};
 
 /// Node names the launcher keeps for itself (its own log file is `launch.log`).
 const RESERVED_NAMES: &[&str] = &["launch"];
@@ -26,6 +32,8 @@ const RESERVED_NAMES: &[&str] = &["launch"];
 /// What the caller of [`load`] decides rather than the file.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
+    /// The node kinds `kind:` may name, and their parameter checks (none: not checked).
+    pub kinds: Option<Arc<dyn KindCatalog>>,
     /// Values for the root file's `args:` (`--arg k=v`).
     pub args: BTreeMap<String, String>,
     /// Start only the nodes labelled with this machine (`--machine M`).
@@ -37,8 +45,9 @@ pub struct LoadOptions {
 /// Reads, resolves and validates the launch file at `path`.
 ///
 /// # Errors
-/// A [`LoadError`] naming the file, line and key of the first problem found.
-pub fn load(path: &Path, options: &LoadOptions) -> Result<LaunchPlan, LoadError> {
+/// [`LoadErrors`]: the first problem with the file's structure, or every
+/// problem with the parameters of its `kind:` nodes; each names file, line and key.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<LaunchPlan, LoadErrors> {
     let env = |name: &str| std::env::var(name).ok();
     load_with_env(path, options, &env)
 }
@@ -48,9 +57,10 @@ pub(crate) fn load_with_env(
     path: &Path,
     options: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<LaunchPlan, LoadError> {
+) -> Result<LaunchPlan, LoadErrors> {
     let mut loader = Loader {
         env,
+        kinds: options.kinds.as_deref(),
         stack: Vec::new(),
         nodes: Vec::new(),
     };
@@ -70,11 +80,14 @@ pub(crate) fn load_with_env(
     check_names(&nodes)?;
     check_dependencies(&nodes)?;
     let selected = select_machine(path, nodes, options.machine.as_deref())?;
+    if let Some(kinds) = options.kinds.as_deref() {
+        check_params(kinds, &selected)?;
+    }
     let selected_names: Vec<String> = selected.iter().map(|n| n.name.clone()).collect();
     let nodes = selected
         .into_iter()
         .map(|n| n.finish(options, &selected_names, env))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, LoadError>>()?;
     Ok(LaunchPlan {
         name,
         file: path.to_path_buf(),
@@ -82,6 +95,22 @@ pub(crate) fn load_with_env(
         nodes,
         shutdown: root.shutdown,
     })
+}
+
+/// Every parameter problem of the `kind:` nodes in `nodes`.
+fn check_params(kinds: &dyn KindCatalog, nodes: &[Collected]) -> Result<(), LoadErrors> {
+    let mut errors = Vec::new();
+    for node in nodes {
+        if let Command::Kind { kind, .. } = &node.command {
+            if let Err(issues) = kinds.check(kind, &node.name, &node.params) {
+                errors.extend(issues.into_iter().map(|i| node.param_sites.error(i)));
+            }
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(LoadErrors(errors)),
+    }
 }
 
 /// Settings a file (or an include entry) hands down to the nodes it contains.
@@ -100,6 +129,7 @@ struct RootInfo {
 
 struct Loader<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
+    kinds: Option<&'e dyn KindCatalog>,
     /// Canonical paths of the files being read, outermost first (for cycle errors).
     stack: Vec<(PathBuf, PathBuf)>,
     nodes: Vec<Collected>,
@@ -140,6 +170,9 @@ struct Collected {
     depends_on: Vec<(String, Site)>,
     readiness: Readiness,
     required: bool,
+    /// Parameters (params file merged with inline `params:`), for the kind's check.
+    params: Map<String, Value>,
+    param_sites: ParamSites,
 }
 
 #[derive(Debug)]
@@ -161,6 +194,7 @@ fn line_of(span: &marked_yaml::Span) -> Option<usize> {
 
 mod check;
 mod file;
+mod kinds;
 mod node;
 mod yaml;
 

@@ -11,6 +11,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::check::{checked_identifier, resolve_exec};
+use super::kinds::ParamSites;
 use super::yaml::parse;
 use super::{line_of, Collected, Command, Inherited, LoadOptions, Loader, Site, RESERVED_NAMES};
 use crate::error::{LoadError, LoadErrorKind};
@@ -53,10 +54,23 @@ impl Loader<'_> {
                 .unwrap_or_else(|| contract::DEFAULT_NAMESPACE.to_owned()),
         };
         let command = match (&node.kind, &node.exec) {
-            (Some(kind), None) => Command::Kind {
-                kind: checked_identifier(kind, site(line_of(kind.span()), "kind"))?,
-                site: site(line_of(kind.span()), "kind"),
-            },
+            (Some(kind), None) => {
+                let kind_site = site(line_of(kind.span()), "kind");
+                let name = checked_identifier(kind, kind_site.clone())?;
+                if let Some(kinds) = self.kinds {
+                    let known = kinds.kinds();
+                    if !known.contains(&name) {
+                        return Err(kind_site.error(LoadErrorKind::UnknownKind {
+                            kind: name,
+                            known: known.join(", "),
+                        }));
+                    }
+                }
+                Command::Kind {
+                    kind: name,
+                    site: kind_site,
+                }
+            }
             (None, Some(exec)) if !exec.deref().is_empty() => Command::Exec {
                 program: exec.deref().clone(),
                 dir: dir.to_path_buf(),
@@ -80,6 +94,12 @@ impl Loader<'_> {
             tree_node
                 .and_then(Node::as_mapping)
                 .and_then(|m| m.get_node(field))
+        };
+        let param_sites = ParamSites {
+            file: path.to_path_buf(),
+            tree: sub_tree("params").cloned(),
+            params_file_line: node.params_file.as_ref().and_then(|f| line_of(f.span())),
+            node_line: line_of(node.name.span()),
         };
         let mut params = match &node.params_file {
             Some(file) => read_params_file(
@@ -198,6 +218,8 @@ impl Loader<'_> {
             depends_on,
             readiness,
             required: node.required,
+            params: params.as_object().cloned().unwrap_or_default(),
+            param_sites,
         })
     }
 }

@@ -27,7 +27,13 @@ impl Files {
         self.dir.path().join(name)
     }
 
+    /// Loads `name`; the first error when it fails.
     fn load(&self, name: &str, options: &LoadOptions) -> Result<LaunchPlan, LoadError> {
+        self.load_all(name, options)
+            .map_err(|errors| errors.0.into_iter().next().expect("at least one error"))
+    }
+
+    fn load_all(&self, name: &str, options: &LoadOptions) -> Result<LaunchPlan, LoadErrors> {
         let env = |var: &str| match var {
             "PATH" => Some("/usr/bin:/bin".to_owned()),
             "HOST_ID" => Some("h7".to_owned()),
@@ -114,7 +120,10 @@ fn kind_nodes_run_through_the_evospike_executable() {
     let err = files.load("k.yaml", &plain()).unwrap_err();
     assert_eq!(err.line, Some(3));
     assert_eq!(err.key.as_deref(), Some("nodes[0].kind"));
-    assert!(err.to_string().contains("--evospike-exe"), "{err}");
+    assert!(
+        err.to_string().contains("LoadOptions::evospike_exe"),
+        "{err}"
+    );
     let missing = LoadOptions {
         evospike_exe: Some(PathBuf::from("/no/such/evospike")),
         ..plain()
@@ -422,4 +431,87 @@ fn shutdown_section_sets_timeouts() {
     assert_eq!(plan.shutdown.sigint, Duration::from_millis(1500));
     assert_eq!(plan.shutdown.sigterm, Duration::ZERO);
     assert_eq!(plan.name, "s");
+}
+
+/// A catalog of two kinds: `enc` takes `rate` (≥ 0) only, `sink` takes nothing.
+#[derive(Debug)]
+struct TwoKinds;
+
+impl KindCatalog for TwoKinds {
+    fn kinds(&self) -> Vec<String> {
+        vec!["enc".to_owned(), "sink".to_owned()]
+    }
+
+    fn check(
+        &self,
+        kind: &str,
+        node: &str,
+        params: &serde_json::Map<String, Value>,
+    ) -> Result<(), Vec<ParamIssue>> {
+        let issues: Vec<ParamIssue> = params
+            .iter()
+            .filter_map(|(key, value)| {
+                let problem = match (kind, key.as_str()) {
+                    ("enc", "rate") if value.as_f64().is_some_and(|r| r >= 0.0) => return None,
+                    ("enc", "rate") => "must be ≥ 0",
+                    _ => "is unknown",
+                };
+                let error = format!("node `{node}`: `{key}` = {value} {problem}");
+                Some(ParamIssue {
+                    key: key.clone(),
+                    error: error.into(),
+                })
+            })
+            .collect();
+        match issues.is_empty() {
+            true => Ok(()),
+            false => Err(issues),
+        }
+    }
+}
+
+fn with_kinds(files: &Files) -> LoadOptions {
+    LoadOptions {
+        kinds: Some(std::sync::Arc::new(TwoKinds)),
+        evospike_exe: Some(files.path("node.sh")),
+        ..plain()
+    }
+}
+
+#[test]
+fn kinds_are_checked_against_the_catalog() {
+    let files = Files::new(&[("k.yaml", "nodes:\n  - name: a\n    kind: encoder\n")]);
+    let err = files.load("k.yaml", &with_kinds(&files)).unwrap_err();
+    assert_eq!(err.line, Some(3));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:3: nodes[0].kind: unknown node kind `encoder` (kinds: enc, sink)",
+            files.path("k.yaml").display()
+        )
+    );
+}
+
+#[test]
+fn every_parameter_problem_of_every_node_is_reported_at_its_line() {
+    let files = Files::new(&[
+        (
+            "p.yaml",
+            "nodes:\n  - name: a\n    kind: enc\n    params:\n      rate: -1\n      ratte: 2\n  - name: b\n    kind: sink\n    params: {x: 1}\n  - name: c\n    kind: sink\n    params_file: extra.yaml\n",
+        ),
+        ("extra.yaml", "y: 2\n"),
+    ]);
+    let errors = files.load_all("p.yaml", &with_kinds(&files)).unwrap_err();
+    let file = files.path("p.yaml").display().to_string();
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{file}:5: node `a`: `rate` = -1 must be ≥ 0"),
+            format!("{file}:6: node `a`: `ratte` = 2 is unknown"),
+            format!("{file}:9: node `b`: `x` = 1 is unknown"),
+            // From the params file: the line of `params_file:`.
+            format!("{file}:12: node `c`: `y` = 2 is unknown"),
+        ]
+    );
 }

@@ -46,10 +46,9 @@ impl Connection {
         let connect = config.connect.join(", ");
         match Bus::open(config).await {
             Ok(bus) => Ok(bus),
-            Err(err @ BusError::Open { .. }) if !connect.is_empty() => Err(anyhow::Error::new(err)
-                .context(format!(
-                    "cannot reach the bus at {connect} — is `evospike router` running?"
-                ))),
+            Err(err @ BusError::Unreachable { .. }) => Err(anyhow::Error::new(err).context(
+                format!("cannot reach the bus at {connect} — is `evospike router` running?"),
+            )),
             Err(err) => Err(err).context("cannot open the bus"),
         }
     }
@@ -154,8 +153,9 @@ impl TopicGraph {
 /// Seconds from the command line as a [`Duration`], refusing negative and
 /// non-finite values.
 pub(crate) fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .with_context(|| format!("{flag} {value}: expected a number of seconds ≥ 0"))
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        crate::exit::invalid(format!("{flag} {value}: expected a number of seconds ≥ 0"))
+    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,24 @@
-//! `evospike launch FILE`: load a launch file for this machine and supervise its
-//! nodes with `evospike-launch`. `kind:` nodes are started as `evospike run KIND`
-//! with this very executable.
+//! `evospike launch FILE`: load a launch file for this machine — checking the
+//! kind and parameters of every `kind:` node against this binary's node kinds —
+//! and supervise its nodes with the launcher library (`evospike-launch`).
+//! `kind:` nodes are started as `evospike run KIND` with this very executable
+//! (or the one `EVOSPIKE_EXE` names).
+//!
+//! This is the only command line of the launcher: one definition of its flags,
+//! and the exit codes of [`crate::exit`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use evospike_launch::{load, parse_arg_pairs, LoadOptions, SuperviseOptions};
+use evospike_schemas::contract;
+
+use crate::exit;
+use crate::kinds::LaunchKinds;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct LaunchArgs {
@@ -28,7 +39,8 @@ pub(crate) struct LaunchArgs {
     /// Seconds between SIGTERM and SIGKILL at shutdown [default: the file's, else 3].
     #[arg(long, value_name = "SECONDS")]
     sigterm_timeout: Option<f64>,
-    /// Only check the file and print the plan; start nothing.
+    /// Only check the file — every node's parameters included — and print the
+    /// plan; start nothing.
     #[arg(long)]
     check: bool,
     /// Print node output to the log files only.
@@ -36,47 +48,45 @@ pub(crate) struct LaunchArgs {
     quiet: bool,
 }
 
-/// Exit code of an invalid launch file (1 means a node failed).
-const INVALID: u8 = 2;
-
 fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
     value.map(|v| crate::connect::seconds(v, flag)).transpose()
 }
 
+/// The executable that runs `kind:` nodes: `EVOSPIKE_EXE`, else this one.
+fn evospike_exe() -> anyhow::Result<PathBuf> {
+    match std::env::var_os(contract::env::EXE) {
+        Some(exe) if !exe.is_empty() => Ok(PathBuf::from(exe)),
+        _ => {
+            std::env::current_exe().context("cannot find the evospike executable for `kind:` nodes")
+        }
+    }
+}
+
 pub(crate) fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     let options = LoadOptions {
+        kinds: Some(Arc::new(LaunchKinds::new())),
         args: parse_arg_pairs(&args.args)?,
         machine: args.machine.clone(),
-        evospike_exe: Some(
-            std::env::current_exe()
-                .context("cannot find the evospike executable for `kind:` nodes")?,
-        ),
+        evospike_exe: Some(evospike_exe()?),
     };
-    let plan = match load(&args.file, &options) {
-        Ok(plan) => plan,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(INVALID));
-        }
-    };
-    if args.check {
-        for node in &plan.nodes {
-            println!("{node}");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     let supervise = SuperviseOptions {
         log_dir: args.log_dir,
         sigint_timeout: seconds(args.sigint_timeout, "--sigint-timeout")?,
         sigterm_timeout: seconds(args.sigterm_timeout, "--sigterm-timeout")?,
         quiet: args.quiet,
     };
+    let plan = load(&args.file, &options)?;
+    if args.check {
+        for node in &plan.nodes {
+            println!("{node}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let outcome = evospike_launch::run(&plan, &supervise)
         .with_context(|| format!("cannot supervise the nodes of {}", args.file.display()))?;
     eprintln!("{outcome}");
-    Ok(if outcome.exit_code() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::from(match outcome.exit_code() {
+        0 => exit::SUCCESS,
+        _ => exit::FAILURE,
+    }))
 }

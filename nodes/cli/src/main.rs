@@ -1,10 +1,12 @@
 //! The `evospike` command: one binary for running, launching and watching an
 //! evospike deployment, shaped after `ros2` and `dora`.
 //!
-//! - **Running**: `evospike run KIND` starts one node of a built-in kind (the
-//!   node runtime, `evospike-node`, does the work); `evospike router` starts the
-//!   Zenoh router every other process connects to; `evospike launch FILE` hands a
-//!   launch file to the launcher (`evospike-launch`).
+//! - **Running** ([`kinds`], [`launch`]): `evospike run KIND` starts one node of
+//!   a kind of this binary's catalog (the node runtime, `evospike-node`, does the
+//!   work; `--list-params` prints the kind's parameters); `evospike router`
+//!   starts the Zenoh router every other process connects to; `evospike launch
+//!   FILE` checks a launch file — the parameters of every node included — and
+//!   supervises its nodes (the launcher library, `evospike-launch`).
 //! - **Watching** ([`topic`], [`node`]): tools that open a [`Bus`](evospike_bus::Bus)
 //!   session like any node ([`connect::Connection`]: by default a peer connected
 //!   to the local router) and read what flows: `topic echo|hz|bw|info|raster`
@@ -13,11 +15,14 @@
 //! - **Extending** ([`plugin`]): `plugin list` shows the built-in and discovered
 //!   plugins, `plugin new` writes a new plugin crate.
 //!
-//! Errors are `anyhow` chains printed as `error: …` with their causes; bad input
-//! and unreachable buses exit non-zero with a message saying what to do.
-//! See `docs/cli.md` for every command with examples.
+//! Errors are `anyhow` chains printed as `error: …` with their causes; [`exit`]
+//! maps them to the documented exit codes (2: the input is wrong, 3: the bus is
+//! unreachable, 1: anything else that failed). See `docs/cli.md` for every
+//! command with examples.
 
 mod connect;
+mod exit;
+mod kinds;
 mod launch;
 mod node;
 mod out;
@@ -28,6 +33,7 @@ mod topic;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use evospike_node::kinds::RouterKind;
 use evospike_node::NodeArgs;
 
 /// Run, launch and watch evospike spiking-network nodes on the Zenoh bus.
@@ -60,8 +66,11 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// The node kind.
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(evospike_node::KINDS))]
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(kinds::catalog().names()))]
     kind: String,
+    /// Print the kind's parameters (type, default, meaning) and exit.
+    #[arg(long)]
+    list_params: bool,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -70,20 +79,6 @@ struct RunArgs {
 struct RouterArgs {
     #[command(flatten)]
     node: NodeArgs,
-}
-
-impl RouterArgs {
-    /// The router's node arguments: listens on the default router endpoint unless
-    /// told otherwise, in Zenoh router mode, named `router`.
-    fn into_node_args(self) -> NodeArgs {
-        let mut args = self.node;
-        if args.bus.listen.is_empty() {
-            args.bus.listen = vec![evospike_schemas::contract::DEFAULT_ROUTER.to_string()];
-        }
-        args.bus.mode.get_or_insert_with(|| "router".to_string());
-        args.name.get_or_insert_with(|| "router".to_string());
-        args
-    }
 }
 
 fn main() -> ExitCode {
@@ -100,12 +95,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Launch(args) => launch::run(args),
         Command::Plugin(command) => plugin::run(command),
+        Command::Run(args) if args.list_params => kinds::list_params(&args.kind),
         Command::Run(args) => block_on(async move {
-            evospike_node::run(&args.kind, args.node).await?;
+            kinds::catalog().run(&args.kind, args.node).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Router(args) => block_on(async move {
-            evospike_node::run("router", args.into_node_args()).await?;
+            evospike_node::run_kind::<RouterKind>(args.node).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Topic(command) => {
@@ -141,17 +137,29 @@ fn init_tool_logging() {
     }
 }
 
-/// Prints an error and its causes; a closed stdout (`evospike topic echo … | head`)
-/// is a normal end, not an error.
+/// Prints an error (each of its lines as an `error:`) and its causes, and gives
+/// its exit code; a closed stdout (`evospike topic echo … | head`) is a normal
+/// end, not an error.
 fn report(err: &anyhow::Error) -> ExitCode {
     if out::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+    eprint!("{}", render(err));
+    ExitCode::from(exit::code(err))
+}
+
+/// The text `report` prints for `err`.
+fn render(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for line in err.to_string().lines() {
+        text.push_str(&format!("error: {line}\n"));
     }
-    ExitCode::FAILURE
+    for cause in err.chain().skip(1) {
+        for line in cause.to_string().lines() {
+            text.push_str(&format!("  caused by: {line}\n"));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -162,31 +170,6 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn router_defaults_to_the_local_router_endpoint_in_router_mode() {
-        let cli = Cli::try_parse_from(["evospike", "router"]).unwrap();
-        let Command::Router(args) = cli.command else {
-            panic!("not the router command")
-        };
-        let args = args.into_node_args();
-        assert_eq!(
-            args.bus.listen,
-            vec![evospike_schemas::contract::DEFAULT_ROUTER.to_string()]
-        );
-        assert_eq!(args.bus.mode.as_deref(), Some("router"));
-        assert_eq!(args.name.as_deref(), Some("router"));
-
-        let cli =
-            Cli::try_parse_from(["evospike", "router", "--listen", "tcp/127.0.0.1:9000"]).unwrap();
-        let Command::Router(args) = cli.command else {
-            panic!("not the router command")
-        };
-        assert_eq!(
-            args.into_node_args().bus.listen,
-            vec!["tcp/127.0.0.1:9000".to_string()]
-        );
     }
 
     #[test]

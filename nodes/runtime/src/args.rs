@@ -3,13 +3,11 @@
 //! [`evospike_schemas::contract`]), over defaults.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use evospike_bus::{BusConfig, Mode, TransportKind};
 use evospike_schemas::contract::{self, env, DEFAULT_ROUTER};
 use serde_json::{Map, Value};
-
-use crate::NodeError;
 
 /// Command-line options shared by every node kind (`evospike run KIND …`) and by
 /// the bus tools. Each flag falls back on its `EVOSPIKE_*` variable.
@@ -61,8 +59,8 @@ pub struct BusArgs {
 impl BusArgs {
     /// The bus configuration: defaults, then `EVOSPIKE_BUS_*`, then these flags.
     /// Without any connect endpoint, a peer connects to [`DEFAULT_ROUTER`].
-    pub fn to_config(&self, namespace: &str) -> Result<BusConfig, NodeError> {
-        let mut config = BusConfig::from_env()?;
+    pub fn to_config(&self, namespace: &str) -> Result<BusConfig, ArgsError> {
+        let mut config = BusConfig::from_env().map_err(ArgsError::Bus)?;
         config.namespace = namespace.to_string();
         if !self.connect.is_empty() {
             config.connect = self.connect.clone();
@@ -71,7 +69,7 @@ impl BusArgs {
             config.listen = self.listen.clone();
         }
         if let Some(mode) = &self.mode {
-            config.mode = mode.parse()?;
+            config.mode = mode.parse().map_err(ArgsError::Bus)?;
         }
         if self.no_shm {
             config.shared_memory = false;
@@ -89,56 +87,128 @@ impl BusArgs {
     }
 }
 
+/// A flag, a params file or an `EVOSPIKE_*` variable is malformed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgsError {
+    /// A variable that holds JSON does not.
+    #[error("{variable} is not valid JSON")]
+    EnvJson {
+        /// The variable.
+        variable: &'static str,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A variable holds JSON of the wrong shape.
+    #[error("{variable} must be {expected}, got {got}")]
+    EnvShape {
+        /// The variable.
+        variable: &'static str,
+        /// What it must hold.
+        expected: &'static str,
+        /// What it holds.
+        got: String,
+    },
+    /// `--params-file` cannot be read.
+    #[error("cannot read params file {}", path.display())]
+    ParamsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--params-file` is not YAML or JSON, or not a mapping.
+    #[error("params file {} is not a mapping of parameters", path.display())]
+    ParamsFileSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint, if it did not parse.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A flag value without its separator (`-p size` for `-p size=100`).
+    #[error("{flag} {value:?}: expected {form}")]
+    Form {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// The form it must have.
+        form: &'static str,
+    },
+    /// A `plugins:` entry of the launch file is malformed.
+    #[error("plugin entry {entry}: {problem}")]
+    PluginEntry {
+        /// The entry as JSON.
+        entry: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// The bus options (flags or `EVOSPIKE_BUS_*`) are invalid.
+    #[error("invalid bus options")]
+    Bus(#[source] evospike_bus::BusError),
+}
+
 fn parse_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-fn env_json(name: &'static str) -> Result<Option<Value>, NodeError> {
-    match std::env::var(name) {
+fn env_json(variable: &'static str) -> Result<Option<Value>, ArgsError> {
+    match std::env::var(variable) {
         Ok(text) if !text.trim().is_empty() => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|err| NodeError::Config(format!("{name} is not valid JSON: {err}"))),
+            .map_err(|source| ArgsError::EnvJson { variable, source }),
         _ => Ok(None),
+    }
+}
+
+fn params_file(path: &Path) -> Result<Map<String, Value>, ArgsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ArgsError::ParamsFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let syntax = |source: Box<dyn std::error::Error + Send + Sync>| ArgsError::ParamsFileSyntax {
+        path: path.to_owned(),
+        source: Some(source),
+    };
+    let value: Value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| syntax(Box::new(e)))?
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|e| syntax(Box::new(e)))?
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ArgsError::ParamsFileSyntax {
+            path: path.to_owned(),
+            source: None,
+        }),
     }
 }
 
 impl NodeArgs {
     /// The node's parameters: `EVOSPIKE_PARAMS`, then `--params-file`, then `--param`.
-    pub fn params(&self) -> Result<Map<String, Value>, NodeError> {
+    pub fn params(&self) -> Result<Map<String, Value>, ArgsError> {
         let mut params = match env_json(env::PARAMS)? {
             Some(Value::Object(map)) => map,
             Some(other) => {
-                return Err(NodeError::Config(format!(
-                    "{} must be a JSON object, got {other}",
-                    env::PARAMS
-                )))
+                return Err(ArgsError::EnvShape {
+                    variable: env::PARAMS,
+                    expected: "a JSON object",
+                    got: other.to_string(),
+                })
             }
             None => Map::new(),
         };
         if let Some(path) = &self.params_file {
-            let text = std::fs::read_to_string(path).map_err(|err| {
-                NodeError::Config(format!("cannot read params file {}: {err}", path.display()))
-            })?;
-            let value: Value = if path.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text)
-                    .map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
-            } else {
-                serde_yaml_ng::from_str(&text)
-                    .map_err(|err| NodeError::Config(format!("{}: {err}", path.display())))?
-            };
-            match value {
-                Value::Object(map) => params.extend(map),
-                _ => {
-                    return Err(NodeError::Config(format!(
-                        "{}: parameters must be a mapping",
-                        path.display()
-                    )))
-                }
-            }
+            params.extend(params_file(path)?);
         }
         for param in &self.params {
-            let (key, value) = contract::split_key_value(param).ok_or_else(|| {
-                NodeError::Config(format!("--param {param:?}: expected KEY=VALUE"))
+            let (key, value) = contract::split_key_value(param).ok_or_else(|| ArgsError::Form {
+                flag: "--param",
+                value: param.clone(),
+                form: "KEY=VALUE",
             })?;
             params.insert(key.to_string(), parse_value(value.trim()));
         }
@@ -146,17 +216,22 @@ impl NodeArgs {
     }
 
     /// Topic remaps: `EVOSPIKE_REMAP`, then `--remap`.
-    pub fn remaps(&self) -> Result<BTreeMap<String, String>, NodeError> {
+    pub fn remaps(&self) -> Result<BTreeMap<String, String>, ArgsError> {
         let mut remaps = BTreeMap::new();
         if let Some(value) = env_json(env::REMAP)? {
-            let map: BTreeMap<String, String> = serde_json::from_value(value).map_err(|err| {
-                NodeError::Config(format!("{} must map names to names: {err}", env::REMAP))
-            })?;
+            let map: BTreeMap<String, String> =
+                serde_json::from_value(value.clone()).map_err(|_| ArgsError::EnvShape {
+                    variable: env::REMAP,
+                    expected: "a JSON object of topic names",
+                    got: value.to_string(),
+                })?;
             remaps.extend(map);
         }
         for remap in &self.remaps {
-            let (from, to) = contract::split_remap(remap).ok_or_else(|| {
-                NodeError::Config(format!("--remap {remap:?}: expected FROM:=TO"))
+            let (from, to) = contract::split_remap(remap).ok_or_else(|| ArgsError::Form {
+                flag: "--remap",
+                value: remap.clone(),
+                form: "FROM:=TO",
             })?;
             remaps.insert(from.to_string(), to.to_string());
         }
@@ -178,13 +253,14 @@ impl NodeArgs {
     }
 
     /// The node's plugin list (`EVOSPIKE_PLUGINS`), each entry as written in the launch file.
-    pub fn plugins(&self) -> Result<Vec<Value>, NodeError> {
+    pub fn plugins(&self) -> Result<Vec<Value>, ArgsError> {
         match env_json(env::PLUGINS)? {
             Some(Value::Array(items)) => Ok(items),
-            Some(other) => Err(NodeError::Config(format!(
-                "{} must be a JSON array, got {other}",
-                env::PLUGINS
-            ))),
+            Some(other) => Err(ArgsError::EnvShape {
+                variable: env::PLUGINS,
+                expected: "a JSON array",
+                got: other.to_string(),
+            }),
             None => Ok(Vec::new()),
         }
     }

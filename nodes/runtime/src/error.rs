@@ -1,46 +1,81 @@
 use evospike_bus::BusError;
+use evospike_compute::{BackendError, ShapeError};
 
-/// Why a node could not start or had to stop.
+use crate::args::ArgsError;
+use crate::params::ParamErrors;
+use crate::stimulus::StimulusError;
+
+/// Why a node could not start or had to stop. Each variant keeps its cause as
+/// [`source`](std::error::Error::source), so a caller sees the whole chain.
+///
+/// The first three variants are the user's input (nothing ran); the others
+/// happened while the node was starting or running.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// Bad parameters, flags or environment.
-    #[error("configuration error: {0}")]
-    Config(String),
-    /// A parameter is missing or has the wrong type.
-    #[error("parameter {name:?}: {reason}")]
-    Param {
-        /// Parameter name.
-        name: String,
-        /// What is wrong.
-        reason: String,
+    /// The node's parameters are invalid; every problem names node, key and value.
+    #[error(transparent)]
+    Params(#[from] ParamErrors),
+    /// A flag or an `EVOSPIKE_*` variable is malformed.
+    #[error(transparent)]
+    Args(#[from] ArgsError),
+    /// No node kind has this name.
+    #[error("unknown node kind `{kind}` (kinds: {})", known.join(", "))]
+    UnknownKind {
+        /// The name asked for.
+        kind: String,
+        /// The kinds there are.
+        known: Vec<String>,
     },
-    /// The kind asked for does not exist.
-    #[error("unknown node kind {0:?} (built-in kinds: {kinds})", kinds = crate::KINDS.join(", "))]
-    UnknownKind(String),
-    /// The bus failed.
+    /// The bus failed (cannot open, declare, publish, …).
     #[error(transparent)]
     Bus(#[from] BusError),
     /// A tensor could not be built (bad shape or size).
     #[error(transparent)]
     Schema(#[from] evospike_schemas::SchemaError),
-    /// A plugin failed.
-    #[error("plugin error: {0}")]
-    Plugin(String),
-    /// Reading a stimulus or other file failed.
-    #[error("{path}: {reason}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        reason: String,
+    /// A plugin could not be set up, or refused what it was asked to build.
+    #[error("cannot {action}")]
+    Plugin {
+        /// What the node tried, e.g. ``build a layer with plugin `LIFNeuron` ``.
+        action: String,
+        /// What the plugin host or the plugin said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The pipeline's step stream broke (gap, duplicate, lag beyond the bound).
-    #[error("{node}: {reason}")]
-    Pipeline {
-        /// The node that noticed.
-        node: String,
-        /// What happened.
-        reason: String,
+    /// The compute backend could not be chosen or failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A projection could not be built from an input's settings.
+    #[error("cannot connect input `{topic}`")]
+    Projection {
+        /// The input topic.
+        topic: String,
+        /// What was wrong.
+        #[source]
+        source: ShapeError,
     },
+    /// The stimulus of an encoder could not be read.
+    #[error(transparent)]
+    Stimulus(#[from] StimulusError),
+}
+
+impl NodeError {
+    /// Whether the error is about the user's input (parameters, flags, kind) —
+    /// found before anything ran — rather than about running.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            NodeError::Params(_) | NodeError::Args(_) | NodeError::UnknownKind { .. }
+        )
+    }
+
+    pub(crate) fn plugin(
+        action: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> NodeError {
+        NodeError::Plugin {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
 }

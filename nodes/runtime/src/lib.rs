@@ -2,111 +2,77 @@
 //!
 //! A node is one OS process: a name, a namespace, a [`Bus`](evospike_bus::Bus)
 //! session, parameters, a liveliness token, a health queryable, logs (stderr and
-//! the node's log topic) and metrics (steps/s, spikes/s, gaps, bus copies on its
-//! metric topic every second). [`run`] starts a node of a built-in kind and returns
-//! when it finishes or is told to stop (SIGINT/SIGTERM): plugins are deactivated in
-//! reverse order, logs are flushed, and the process can exit 0.
+//! the node's log topic) and metrics (steps/s, spikes/s, gaps, invalid inputs,
+//! bus copies on its metric topic every second).
 //!
-//! The built-in kinds ([`KINDS`]) form spiking pipelines — `encoder` → `layer` →
-//! … → `readout` — exchanging one spike tensor per time step (see [`sync`] for how
-//! steps are matched), plus `router`, the bus broker.
+//! - **Kinds are types** ([`kind`]): each implements [`NodeKind`] — a name, a
+//!   params struct and `run`. [`NodeKinds`] finds a kind by name; nothing else
+//!   dispatches on a kind's name. The built-in kinds ([`kinds`]) form spiking
+//!   pipelines — `encoder` → `layer` → … → `readout` — exchanging one spike
+//!   tensor per time step (see [`sync`] for how steps are matched), plus `router`,
+//!   the bus broker.
+//! - **Parameters are checked before anything runs** ([`params`]): unknown keys,
+//!   wrong types and out-of-range values are errors naming node, key and value,
+//!   and the table of a kind's parameters is generated from the same struct.
+//! - **Identity comes from the launcher** ([`NodeArgs`]): flags over the
+//!   `EVOSPIKE_*` variables of [`evospike_schemas::contract`].
+//! - **Repeated warnings are counted, not repeated** ([`throttle`]): a flood of
+//!   invalid inputs logs a line now and then, and its metric counts every one.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), evospike_node::NodeError> {
-//! use clap::Parser;
-//! #[derive(Parser)]
-//! struct Cli { #[command(flatten)] node: evospike_node::NodeArgs }
-//! let cli = Cli::parse_from(["x", "--name", "enc", "-p", "source=generator:bars", "--local"]);
-//! evospike_node::run("encoder", cli.node).await
-//! # }
+//! [`run`] starts a node of a built-in kind and returns when it finishes or is
+//! told to stop (SIGINT/SIGTERM): plugins are deactivated in reverse order, logs
+//! are flushed, and the process can exit 0.
+//!
+//! ```
+//! use evospike_node::NodeKinds;
+//! use serde_json::json;
+//!
+//! let kinds = NodeKinds::builtin();
+//! assert_eq!(kinds.names(), ["router", "encoder", "layer", "readout"]);
+//! let params = json!({"size": 100, "inputs": [{"topic": "encoder/spikes", "p": 2.0}]});
+//! let err = kinds.get("layer").unwrap().check("l1", params.as_object().unwrap()).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "node `l1` (layer): parameter `inputs[0].p` = 2.0: must be a probability in [0, 1]"
+//! );
 //! ```
 #![warn(missing_docs)]
 
 mod args;
 mod error;
-mod kinds;
+pub mod kind;
+pub mod kinds;
 pub mod logging;
+mod metrics;
 pub mod node;
+pub mod params;
 mod plugins;
 pub mod stimulus;
 pub mod sync;
+pub mod throttle;
 
-pub use args::{BusArgs, NodeArgs};
+pub use args::{ArgsError, BusArgs, NodeArgs};
 pub use error::NodeError;
-
-use evospike_bus::{Bus, Mode};
-use evospike_schemas::contract::DEFAULT_ROUTER;
-use evospike_schemas::proto::HealthState;
+pub use kind::{run_kind, KindEntry, NodeKind, NodeKinds};
+pub use plugins::PluginSettings;
 
 /// Steps an input may run ahead of a pipeline node before its sender waits
 /// (parameter `max_lag`).
 pub const DEFAULT_MAX_LAG: usize = 1024;
 
-/// The built-in node kinds.
-pub const KINDS: &[&str] = &["router", "encoder", "layer", "readout"];
-
 /// Runs one node of built-in kind `kind` until it finishes or is stopped.
 pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
-    if !KINDS.contains(&kind) {
-        return Err(NodeError::UnknownKind(kind.to_string()));
+    NodeKinds::builtin().run(kind, args).await
+}
+
+/// An error and its causes on one line, `a: b: c` (for log lines).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
-    let logs = logging::init_logging();
-    let mut config = args.bus.to_config(&args.namespace)?;
-    if kind == "router" {
-        config.mode = Mode::Router;
-        config.connect.clear();
-        if config.listen.is_empty() {
-            config.listen = vec![DEFAULT_ROUTER.to_string()];
-        }
-    } else if config.listen.is_empty() && config.mode == Mode::Peer {
-        // Peers listen on an ephemeral loopback port so the others can reach them
-        // directly (shared memory) once the router has introduced them.
-        config.listen = vec!["tcp/127.0.0.1:0".to_string()];
-    }
-    if let Some(lag) = args
-        .params()?
-        .get("max_lag")
-        .and_then(serde_json::Value::as_u64)
-    {
-        config.queue_capacity = usize::try_from(lag.max(1)).unwrap_or(usize::MAX);
-    } else {
-        // Deep enough that a node's bus thread rarely waits on a full queue (it
-        // would delay the node's health replies too), bounded so a slow consumer
-        // still pushes back on its producers.
-        config.queue_capacity = DEFAULT_MAX_LAG;
-    }
-    let bus = Bus::open(config).await?;
-    let node = node::Node::start(kind, &args, bus.clone()).await?;
-    if let Some(records) = logs {
-        tokio::spawn(logging::forward_logs(
-            bus.clone(),
-            node.name().to_string(),
-            records,
-        ));
-    }
-    let name = node.name().to_string();
-    if kind == "router" {
-        tracing::info!("node {name} (router) ready");
-        node.set_state(HealthState::Active);
-    }
-    let result = match kind {
-        "router" => kinds::router(node).await,
-        "encoder" => kinds::encoder::run(node).await,
-        "layer" => kinds::layer::run(node).await,
-        "readout" => kinds::readout::run(node).await,
-        other => Err(NodeError::UnknownKind(other.to_string())),
-    };
-    if let Err(err) = &result {
-        tracing::error!(%err, "node {name} failed");
-    }
-    logging::flush().await;
-    // Our last steps live in our shared memory: let the receivers read them first.
-    if !bus
-        .flush(std::time::Duration::from_secs(2))
-        .await
-        .unwrap_or(true)
-    {
-        tracing::warn!("receivers did not release every sent buffer within 2 s");
-    }
-    result
+    text
 }

@@ -1,5 +1,6 @@
-//! Logging: readable lines on stderr (filtered by `RUST_LOG`, default `info`), and
-//! the same events published as [`LogRecord`]s on the node's log topic.
+//! Logging: readable lines on stderr (filtered by `RUST_LOG`, default
+//! [`DEFAULT_FILTER`]), and the same events published as [`LogRecord`]s on the
+//! node's log topic.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -17,6 +18,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// Records waiting to be published; bounded so a stalled bus never blocks logging.
 const QUEUE: usize = 1024;
 
+/// What is logged without `RUST_LOG`.
+pub const DEFAULT_FILTER: &str = "info,zenoh=error";
+
 static SENDER: OnceLock<mpsc::Sender<LogRecord>> = OnceLock::new();
 
 /// Installs the global subscriber (once per process): stderr output and the bus
@@ -27,7 +31,10 @@ pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
     if SENDER.set(tx).is_err() {
         return None;
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Zenoh's own warnings name its source files and repeat what the bus reports
+    // as an error anyway; `RUST_LOG=zenoh=warn` shows them.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

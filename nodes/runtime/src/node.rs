@@ -1,41 +1,24 @@
 //! One node: identity, bus session, liveliness, health, metrics and shutdown.
+//!
+//! [`Node::start`] announces the node (liveliness token), serves its health
+//! queryable, starts publishing its metrics ([`NodeMetrics`]) and listens for
+//! SIGINT/SIGTERM; a kind's `run` then uses it to open its topics (remapped, and
+//! recorded in the node's info so `evospike topic list` can show who talks to
+//! whom) and to drain its subscribers before it exits.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use evospike_bus::{Bus, Declared, MessagePublisher, SpikePublisher, SpikeSubscriber};
-use evospike_schemas::proto::{
-    Empty, Health, HealthState, MetricBatch, MetricSample, NodeInfo, PluginHealth,
-};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use evospike_bus::{Bus, Declared, SpikePublisher, SpikeSubscriber};
+use evospike_schemas::proto::{Empty, Health, HealthState, NodeInfo, PluginHealth};
+use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::metrics::publish_metrics;
+pub use crate::metrics::NodeMetrics;
 use crate::{NodeArgs, NodeError};
-
-/// Counters a node's work updates; published every second on its metric topic.
-#[derive(Debug, Default)]
-pub struct NodeMetrics {
-    /// Time steps computed (or published, for encoders).
-    pub steps: AtomicU64,
-    /// Spikes emitted.
-    pub spikes: AtomicU64,
-    /// Steps that arrived out of order or twice.
-    pub duplicates: AtomicU64,
-    /// Steps that never arrived (gaps).
-    pub gaps: AtomicU64,
-    /// Kind-specific values (e.g. a readout's accuracy), published with the rest.
-    pub gauges: std::sync::Mutex<BTreeMap<&'static str, f64>>,
-}
-
-impl NodeMetrics {
-    /// Sets a kind-specific gauge.
-    pub fn set_gauge(&self, name: &'static str, value: f64) {
-        lock(&self.gauges).insert(name, value);
-    }
-}
 
 /// Per input topic, the next step a node waits for; shared with its health reply.
 type Progress = Arc<std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>>;
@@ -46,7 +29,6 @@ pub struct Node {
     name: String,
     kind: String,
     bus: Bus,
-    params: Map<String, Value>,
     remaps: BTreeMap<String, String>,
     plugin_dirs: Vec<std::path::PathBuf>,
     plugin_entries: Vec<Value>,
@@ -61,7 +43,7 @@ pub struct Node {
     _health: Declared,
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -130,7 +112,6 @@ impl Node {
             name,
             kind: kind.to_string(),
             bus,
-            params: args.params()?,
             remaps: args.remaps()?,
             plugin_dirs: args.plugin_dirs(),
             plugin_entries: args.plugins()?,
@@ -185,34 +166,6 @@ impl Node {
         let names = plugins.iter().map(|p| p.name.clone()).collect();
         *lock(&self.plugin_health) = plugins;
         lock(&self.info).plugins = names;
-    }
-
-    /// A parameter, or `default` when it is not set.
-    pub fn param<T: DeserializeOwned>(&self, name: &str, default: T) -> Result<T, NodeError> {
-        match self.params.get(name) {
-            None | Some(Value::Null) => Ok(default),
-            Some(value) => serde_json::from_value(value.clone()).map_err(|err| NodeError::Param {
-                name: name.to_string(),
-                reason: err.to_string(),
-            }),
-        }
-    }
-
-    /// A parameter that must be set.
-    pub fn required_param<T: DeserializeOwned>(&self, name: &str) -> Result<T, NodeError> {
-        let value = self.params.get(name).ok_or_else(|| NodeError::Param {
-            name: name.to_string(),
-            reason: "is required".into(),
-        })?;
-        serde_json::from_value(value.clone()).map_err(|err| NodeError::Param {
-            name: name.to_string(),
-            reason: err.to_string(),
-        })
-    }
-
-    /// All parameters.
-    pub fn params(&self) -> &Map<String, Value> {
-        &self.params
     }
 
     /// A topic name after remapping.
@@ -321,7 +274,7 @@ impl Node {
     }
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -341,73 +294,4 @@ async fn wait_for_signal(stop: watch::Sender<bool>) {
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
     }
     let _ = stop.send(true);
-}
-
-async fn publish_metrics(
-    bus: Bus,
-    node: String,
-    metrics: Arc<NodeMetrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let Ok(key) = bus.keys().metric(&node) else {
-        return;
-    };
-    let publisher: MessagePublisher<MetricBatch> = match bus.message_publisher(&key) {
-        Ok(publisher) => publisher,
-        Err(err) => {
-            tracing::warn!(%err, "metrics are not published");
-            return;
-        }
-    };
-    let mut last = (Instant::now(), 0u64, 0u64);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        let (steps, spikes) = (
-            metrics.steps.load(Ordering::Relaxed),
-            metrics.spikes.load(Ordering::Relaxed),
-        );
-        let elapsed = last.0.elapsed().as_secs_f64().max(1e-9);
-        let rates = (
-            (steps - last.1) as f64 / elapsed,
-            (spikes - last.2) as f64 / elapsed,
-        );
-        last = (Instant::now(), steps, spikes);
-        let copies = bus.receive_stats();
-        let timestamp_unix_ns = now_ns();
-        let sample = |name: &str, value: f64| MetricSample {
-            timestamp_unix_ns,
-            node: node.clone(),
-            name: name.to_string(),
-            value,
-            labels: Default::default(),
-        };
-        let mut batch = MetricBatch {
-            samples: vec![
-                sample("steps_per_s", rates.0),
-                sample("spikes_per_s", rates.1),
-                sample("steps_total", steps as f64),
-                sample("gaps_total", metrics.gaps.load(Ordering::Relaxed) as f64),
-                sample(
-                    "duplicates_total",
-                    metrics.duplicates.load(Ordering::Relaxed) as f64,
-                ),
-                sample("bus_received_total", copies.received as f64),
-                sample("bus_copies_total", copies.copies as f64),
-                sample("bus_bytes_copied_total", copies.bytes_copied as f64),
-                sample("bus_shm_total", copies.shm as f64),
-            ],
-        };
-        batch.samples.extend(
-            lock(&metrics.gauges)
-                .iter()
-                .map(|(name, value)| sample(name, *value)),
-        );
-        if let Err(err) = publisher.publish(&batch) {
-            tracing::debug!(%err, "metric batch not published");
-        }
-    }
 }

@@ -1,64 +1,65 @@
-//! The node's plugin manager: built-ins plus the plugins found in its plugin folders,
-//! configured from the node's `plugins` parameter and its launch-file plugin list.
+//! The node's plugin manager: built-ins (the `evospike-plugins` bundle) plus the
+//! plugins found in its plugin folders, configured from the node's `plugins`
+//! parameter and its launch-file plugin list.
 
 use evospike_plugin_api::{PluginStatus, PluginType};
 use evospike_plugin_host::{PluginManager, PluginSection, PluginsConfig};
 use evospike_schemas::proto::PluginHealth;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::args::ArgsError;
 use crate::node::Node;
 use crate::NodeError;
 
-fn plugin_error(err: impl std::fmt::Display) -> NodeError {
-    NodeError::Plugin(err.to_string())
+/// Plugin settings by plugin name, `{LIFNeuron: {tau_ms: 10}, X: {enabled: false}}`:
+/// the `plugins` parameter of kinds that use plugins.
+pub type PluginSettings = Map<String, Value>;
+
+fn entry_error(entry: &Value, problem: &'static str) -> NodeError {
+    NodeError::Args(ArgsError::PluginEntry {
+        entry: entry.to_string(),
+        problem,
+    })
 }
 
-/// Plugin settings of a node: the `plugins` parameter (`{name: {enabled, ...}}`),
-/// then the launch file's plugin list (names, or objects with a `name`).
-fn plugins_config(node: &Node) -> Result<PluginsConfig, NodeError> {
-    let mut config = match node.params().get("plugins") {
-        Some(value) => PluginsConfig::from_plugins_value(value).map_err(plugin_error)?,
-        None => PluginsConfig::new(),
-    };
+/// Plugin settings of a node: the `plugins` parameter, then the launch file's
+/// plugin list (names, or objects with a `name`).
+fn plugins_config(node: &Node, settings: &PluginSettings) -> Result<PluginsConfig, NodeError> {
+    let mut config = PluginsConfig::from_plugins_value(&Value::Object(settings.clone()))
+        .map_err(|err| NodeError::plugin("configure the plugins", err))?;
     for entry in node.plugin_entries() {
         match entry {
             Value::String(_) => {}
             Value::Object(map) => {
-                let name = map.get("name").and_then(Value::as_str).ok_or_else(|| {
-                    NodeError::Config(format!("plugin entry {entry} has no \"name\""))
-                })?;
+                let name = map
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| entry_error(entry, "has no \"name\""))?;
                 let mut settings = map.clone();
                 settings.remove("name");
                 let enabled = match settings.remove("enabled") {
                     None => true,
                     Some(Value::Bool(enabled)) => enabled,
-                    Some(other) => {
-                        return Err(NodeError::Config(format!(
-                            "plugin {name}: enabled must be true or false, got {other}"
-                        )))
-                    }
+                    Some(_) => return Err(entry_error(entry, "`enabled` must be true or false")),
                 };
                 config.set(name, PluginSection { enabled, settings });
             }
-            other => {
-                return Err(NodeError::Config(format!(
-                    "plugin entry {other} must be a name or a mapping"
-                )))
-            }
+            other => return Err(entry_error(other, "must be a name or a mapping")),
         }
     }
     Ok(config)
 }
 
 /// Registers built-in and external plugins and applies the node's plugin settings.
-pub(crate) fn manager(node: &Node) -> Result<PluginManager, NodeError> {
-    let mut manager = evospike_plugins::plugin_manager(node.plugin_dirs()).map_err(plugin_error)?;
+pub(crate) fn manager(node: &Node, settings: &PluginSettings) -> Result<PluginManager, NodeError> {
+    let mut manager = evospike_plugins::plugin_manager(node.plugin_dirs())
+        .map_err(|err| NodeError::plugin("discover the plugins", err))?;
     for err in manager.load_errors() {
         tracing::warn!(%err, "external plugin not loaded");
     }
     manager
-        .set_config(plugins_config(node)?)
-        .map_err(plugin_error)?;
+        .set_config(plugins_config(node, settings)?)
+        .map_err(|err| NodeError::plugin("configure the plugins", err))?;
     Ok(manager)
 }
 
@@ -70,10 +71,12 @@ pub(crate) fn activate(
 ) -> Result<(), NodeError> {
     manager
         .initialize_plugin(plugin_type, name)
-        .map_err(plugin_error)?;
+        .map_err(|err| {
+            NodeError::plugin(format!("initialize {plugin_type} plugin `{name}`"), err)
+        })?;
     manager
         .activate_plugin(plugin_type, name)
-        .map_err(plugin_error)
+        .map_err(|err| NodeError::plugin(format!("activate {plugin_type} plugin `{name}`"), err))
 }
 
 /// The health of the active plugins, for the node's health reply.

@@ -11,7 +11,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::NodeError;
+/// The built-in stimulus sources (besides files).
+pub const BUILTIN_SOURCES: &[&str] = &["builtin:digits", "generator:bars"];
 
 const BUILTIN_DIGITS: &str = include_str!("../data/digits-200.csv");
 
@@ -24,8 +25,31 @@ pub struct Sample {
     pub label: Option<u32>,
 }
 
+/// A stimulus file could not be read or is not what its name says.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StimulusError {
+    /// The file cannot be read.
+    #[error("cannot read stimulus {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's content is not a valid stimulus (`path` may end in `:LINE`).
+    #[error("stimulus {path}: {reason}")]
+    Invalid {
+        /// The file, or `file:line`.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
 /// Loads the samples named by `source` (see the module docs).
-pub fn load(source: &str, seed: u64) -> Result<Vec<Sample>, NodeError> {
+pub fn load(source: &str, seed: u64) -> Result<Vec<Sample>, StimulusError> {
     match source {
         "builtin:digits" => parse_csv("builtin:digits", BUILTIN_DIGITS),
         "generator:bars" => Ok(bars(200, seed)),
@@ -36,15 +60,18 @@ pub fn load(source: &str, seed: u64) -> Result<Vec<Sample>, NodeError> {
     }
 }
 
-fn io_error(path: &Path, reason: impl std::fmt::Display) -> NodeError {
-    NodeError::Io {
+fn io_error(path: &Path, reason: impl std::fmt::Display) -> StimulusError {
+    StimulusError::Invalid {
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>, NodeError> {
-    let raw = std::fs::read(path).map_err(|err| io_error(path, err))?;
+fn read_bytes(path: &Path) -> Result<Vec<u8>, StimulusError> {
+    let raw = std::fs::read(path).map_err(|source| StimulusError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw.as_slice())
@@ -56,13 +83,13 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, NodeError> {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, NodeError> {
+fn read_text(path: &Path) -> Result<String, StimulusError> {
     String::from_utf8(read_bytes(path)?).map_err(|_| io_error(path, "not UTF-8 text"))
 }
 
 /// Rows of numbers; the last column is the label.
-fn parse_csv(name: &str, text: &str) -> Result<Vec<Sample>, NodeError> {
-    let error = |line: usize, reason: String| NodeError::Io {
+fn parse_csv(name: &str, text: &str) -> Result<Vec<Sample>, StimulusError> {
+    let error = |line: usize, reason: String| StimulusError::Invalid {
         path: format!("{name}:{line}"),
         reason,
     };
@@ -118,7 +145,7 @@ fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// An IDX file: magic 0x0000_08NN (unsigned bytes, NN dimensions), sizes, data.
-fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), NodeError> {
+fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), StimulusError> {
     let magic = be_u32(bytes, 0).ok_or_else(|| io_error(path, "too short for an IDX header"))?;
     if magic >> 8 != 0x08 {
         return Err(io_error(
@@ -145,7 +172,7 @@ fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), NodeErr
     }
 }
 
-fn load_idx(path: &Path) -> Result<Vec<Sample>, NodeError> {
+fn load_idx(path: &Path) -> Result<Vec<Sample>, StimulusError> {
     let (sizes, pixels) = parse_idx(path, &read_bytes(path)?)?;
     let (&count, rest) = sizes
         .split_first()

@@ -7,6 +7,12 @@
 //! step silently. A tensor for a step already computed (duplicate or late) is
 //! counted, reported and dropped. How far an upstream node may run ahead is bounded
 //! by the subscription queue (`max_lag`): when it is full the sender waits.
+//!
+//! A message that is not a valid tensor, or a tensor of another size than the
+//! input's, is dropped and counted (`invalid_inputs_total`,
+//! `wrong_size_inputs_total`). Every kind of report goes through a
+//! [`Throttle`]: a flood of junk or late steps logs a line now and then, never
+//! one line per message.
 
 use std::sync::atomic::Ordering;
 
@@ -14,6 +20,7 @@ use evospike_bus::{BusError, SpikeMsg, SpikeSubscriber};
 use evospike_schemas::spike::bitset_words;
 
 use crate::node::{Node, NodeMetrics};
+use crate::throttle::Throttle;
 use crate::NodeError;
 
 /// One input topic of a pipeline node.
@@ -26,8 +33,18 @@ pub struct StepInput {
     scratch: Vec<u64>,
     len: Option<usize>,
     gap_reported: bool,
+    /// One throttle per kind of report.
+    warnings: Warnings,
     /// The next step this input waits for, as reported in the node's health.
     next_step: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug, Default)]
+struct Warnings {
+    invalid: Throttle,
+    wrong_size: Throttle,
+    late: Throttle,
+    gap: Throttle,
 }
 
 /// What an input delivered for a step.
@@ -53,6 +70,7 @@ impl StepInput {
             scratch: Vec::new(),
             len: None,
             gap_reported: false,
+            warnings: Warnings::default(),
         })
     }
 
@@ -89,7 +107,14 @@ impl StepInput {
                             self.scratch = vec![0; bitset_words(len)];
                         }
                         Some(expected) if expected != len => {
-                            tracing::warn!(topic = %self.topic, len, expected, "tensor with a different size dropped");
+                            node.metrics()
+                                .wrong_size_inputs
+                                .fetch_add(1, Ordering::Relaxed);
+                            if let Some(n) = self.warnings.wrong_size.hit() {
+                                let note =
+                                    self.warnings.wrong_size.note(n, "wrong_size_inputs_total");
+                                tracing::warn!(topic = %self.topic, len, expected, "tensor with a different size dropped ({note})");
+                            }
                             continue;
                         }
                         Some(_) => {}
@@ -97,7 +122,13 @@ impl StepInput {
                     return Ok(Some(msg));
                 }
                 Err(BusError::Payload { key, source }) => {
-                    tracing::warn!(%key, %source, "invalid tensor dropped");
+                    node.metrics()
+                        .invalid_inputs
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Some(n) = self.warnings.invalid.hit() {
+                        let note = self.warnings.invalid.note(n, "invalid_inputs_total");
+                        tracing::warn!(%key, %source, "invalid tensor dropped ({note})");
+                    }
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -128,14 +159,20 @@ impl StepInput {
             let step = msg.view().header.step.to_native();
             if step < t {
                 metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(topic = %self.topic, step, computing = t, "duplicate or late step dropped");
+                if let Some(n) = self.warnings.late.hit() {
+                    let note = self.warnings.late.note(n, "duplicates_total");
+                    tracing::warn!(topic = %self.topic, step, computing = t, "duplicate or late step dropped ({note})");
+                }
                 continue;
             }
             if step > t {
                 metrics.gaps.fetch_add(1, Ordering::Relaxed);
                 if !self.gap_reported {
-                    tracing::warn!(topic = %self.topic, from = t, to = step - 1, "gap: steps missing from this input; computing them with the input silent");
                     self.gap_reported = true;
+                    if let Some(n) = self.warnings.gap.hit() {
+                        let note = self.warnings.gap.note(n, "gaps_total");
+                        tracing::warn!(topic = %self.topic, from = t, to = step - 1, "gap: steps missing from this input; computing them with the input silent ({note})");
+                    }
                 }
                 self.pending = Some(msg);
                 self.next_step.store(t + 1, Ordering::Relaxed);

@@ -17,7 +17,7 @@ mod window;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Subcommand;
 use evospike_bus::transport::Received;
 use evospike_bus::{KeySpace, Subscription};
@@ -88,7 +88,9 @@ impl Target {
             (Some(topic), None, None) => topic_key_expr(keys, topic),
             (None, Some(node), None) => node_key("log", node),
             (None, None, Some(node)) => node_key("metric", node),
-            _ => bail!("give exactly one of TOPIC, --log NODE or --metric NODE"),
+            _ => Err(crate::exit::invalid(
+                "give exactly one of TOPIC, --log NODE or --metric NODE",
+            )),
         }
     }
 

@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::connect::{seconds, Connection};
+use crate::exit::invalid;
 use crate::out::Out;
 
 #[derive(Debug, clap::Args)]
@@ -65,7 +66,7 @@ pub(crate) struct PubArgs {
 
 /// Parses `1,5,9` / `0-9,20` into sorted, distinct indices.
 fn parse_indices(text: &str) -> anyhow::Result<Vec<u32>> {
-    let bad = |part: &str, why: &str| anyhow::anyhow!("bad --indices {text:?}: {part:?} {why}");
+    let bad = |part: &str, why: &str| invalid(format!("bad --indices {text:?}: {part:?} {why}"));
     let number = |part: &str, s: &str| {
         s.trim()
             .parse::<u32>()
@@ -96,9 +97,9 @@ fn parse_shape(text: &str) -> anyhow::Result<Vec<u32>> {
         .map(|d| d.trim().parse::<u32>().ok().filter(|&d| d > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| {
-            anyhow::anyhow!(
+            invalid(format!(
                 "bad --shape {text:?}: expected positive dimensions such as 100 or 2x64"
-            )
+            ))
         })?;
     Ok(dims)
 }
@@ -167,7 +168,7 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     let shape = match &args.shape {
         Some(text) => parse_shape(text)?,
-        None if args.random.is_some() => bail!("--random needs a --shape"),
+        None if args.random.is_some() => return Err(invalid("--random needs a --shape")),
         None => vec![indices.last().map_or(1, |&max| max + 1)],
     };
     let len: usize = shape.iter().map(|&d| d as usize).product();
@@ -179,11 +180,18 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
                     .map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64),
             ),
         },
-        Some(p) => bail!("bad --random {p}: a probability is between 0 and 1"),
+        Some(p) => {
+            return Err(invalid(format!(
+                "bad --random {p}: a probability is between 0 and 1"
+            )))
+        }
         None => Firing::Fixed(indices),
     };
     if !(args.rate.is_finite() && args.rate > 0.0) {
-        bail!("bad --rate {}: expected messages per second > 0", args.rate);
+        return Err(invalid(format!(
+            "bad --rate {}: expected messages per second > 0",
+            args.rate
+        )));
     }
     let period = seconds(1.0 / args.rate, "--rate")?;
     let wait_timeout = seconds(args.wait_timeout, "--wait-timeout")?;

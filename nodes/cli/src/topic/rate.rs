@@ -54,7 +54,7 @@ enum Stop {
 pub(crate) async fn measure(args: RateArgs, what: Measure) -> anyhow::Result<ExitCode> {
     let period = seconds(args.period, "--period")?;
     if period.is_zero() {
-        bail!("--period must be more than 0 seconds");
+        return Err(crate::exit::invalid("--period must be more than 0 seconds"));
     }
     let duration = args
         .duration

@@ -68,6 +68,8 @@ impl Router {
 #[derive(Debug)]
 pub struct Finished {
     pub success: bool,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -108,6 +110,7 @@ impl Running {
                 let output = output.expect("collect the output");
                 Finished {
                     success: output.status.success(),
+                    code: output.status.code(),
                     stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
                     stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
                 }

@@ -1,75 +1,180 @@
 //! `encoder`: reads a stimulus source, encodes each sample with an ENCODER plugin
 //! and publishes one spike tensor per time step.
 //!
-//! | param | default | meaning |
-//! |---|---|---|
-//! | `source` | `builtin:digits` | stimulus (see [`crate::stimulus`]) |
-//! | `encoder` | `RateEncoder` | ENCODER plugin |
-//! | `encoder_params` | `{}` | the encoder's parameters |
-//! | `steps_per_sample` | 20 | presentation window |
-//! | `dt_ms` | 1.0 | time step |
-//! | `seed` | 0 | seed of the encoder and generators |
-//! | `max_steps` | none | stop after this many steps (none: cycle forever) |
-//! | `steps_per_second` | 0 | pace (0: as fast as the pipeline takes them) |
-//! | `output` | `<name>/spikes` | topic |
-//! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
-//! | `labels` | `<name>/labels` | topic of the sample labels (when the source has them) |
-//! | `wait_label_subscribers_s` | 0 | also wait this long for a subscriber of the labels (a scoring readout) |
-//!
 //! Each labelled sample's label is published once, at the sample's first step, as
 //! an analog tensor of shape `[1]` (readouts use it to score themselves).
+//! Parameters: [`EncoderParams`] (`evospike run encoder --list-params`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use evospike_plugin_api::{EncoderSpec, PluginType};
+use evospike_plugin_api::{EncoderSpec, Params as PluginParams, PluginType};
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+use crate::kind::NodeKind;
 use crate::node::Node;
-use crate::{plugins, stimulus, NodeError};
+use crate::params::{Check, Params};
+use crate::plugins::{self, PluginSettings};
+use crate::{stimulus, NodeError};
 
 /// How long a finishing node waits for its subscribers to consume its last step.
 pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
-    let source: String = node.param("source", "builtin:digits".to_string())?;
-    let encoder_name: String = node.param("encoder", "RateEncoder".to_string())?;
-    let steps_per_sample: u32 = node.param("steps_per_sample", 20)?;
-    let dt_ms: f32 = node.param("dt_ms", 1.0)?;
-    let seed: u64 = node.param("seed", 0)?;
-    let max_steps: Option<u64> = node.param("max_steps", None)?;
-    let steps_per_second: f64 = node.param("steps_per_second", 0.0)?;
-    let output: String = node.param("output", format!("{}/spikes", node.name()))?;
-    let wait_s: f64 = node.param("wait_subscribers_s", 10.0)?;
-    if steps_per_sample == 0 {
-        return Err(NodeError::Param {
-            name: "steps_per_sample".into(),
-            reason: "must be at least 1".into(),
-        });
+/// The `encoder` kind.
+#[derive(Debug)]
+pub struct EncoderKind;
+
+/// Parameters of an `encoder` node.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderParams {
+    /// Stimulus: `builtin:digits`, `generator:bars`, or a CSV (`.csv`, `.csv.gz`) or MNIST IDX file.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// ENCODER plugin that turns each sample into spikes.
+    #[serde(default = "default_encoder")]
+    pub encoder: String,
+    /// Parameters of the encoder plugin (checked by the plugin).
+    #[serde(default)]
+    pub encoder_params: PluginParams,
+    /// Steps each sample is presented for (at least 1).
+    #[serde(default = "default_steps_per_sample")]
+    pub steps_per_sample: u32,
+    /// Time step in milliseconds (> 0).
+    #[serde(default = "default_dt_ms")]
+    pub dt_ms: f32,
+    /// Seed of the encoder and of generated stimuli.
+    #[serde(default)]
+    pub seed: u64,
+    /// Stop after this many steps (none: cycle through the samples until stopped).
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Pace in steps per second (0: as fast as the pipeline takes them).
+    #[serde(default)]
+    pub steps_per_second: f64,
+    /// Output topic.
+    #[serde(default)]
+    #[schemars(extend("x-default" = "<name>/spikes"))]
+    pub output: Option<String>,
+    /// Seconds to wait for a subscriber of the output before starting.
+    #[serde(default = "default_wait_subscribers_s")]
+    pub wait_subscribers_s: f64,
+    /// Topic of the sample labels, when the source has them.
+    #[serde(default)]
+    #[schemars(extend("x-default" = "<name>/labels"))]
+    pub labels: Option<String>,
+    /// Seconds to also wait for a subscriber of the labels (a scoring readout).
+    #[serde(default)]
+    pub wait_label_subscribers_s: f64,
+    /// Settings of plugins by name, e.g. `{RateEncoder: {max_rate_hz: 100}}`.
+    #[serde(default)]
+    pub plugins: PluginSettings,
+}
+
+fn default_source() -> String {
+    "builtin:digits".to_owned()
+}
+
+fn default_encoder() -> String {
+    "RateEncoder".to_owned()
+}
+
+fn default_steps_per_sample() -> u32 {
+    20
+}
+
+fn default_dt_ms() -> f32 {
+    1.0
+}
+
+fn default_wait_subscribers_s() -> f64 {
+    10.0
+}
+
+impl Params for EncoderParams {
+    fn check(&self, check: &mut Check<'_>) {
+        if !stimulus::BUILTIN_SOURCES.contains(&self.source.as_str()) {
+            check.file("source", &self.source);
+        }
+        check.at_least("steps_per_sample", self.steps_per_sample.into(), 1);
+        check.positive("dt_ms", self.dt_ms.into());
+        check.non_negative("steps_per_second", self.steps_per_second);
+        if self.steps_per_second > 0.0
+            && Duration::try_from_secs_f64(1.0 / self.steps_per_second).is_err()
+        {
+            check.fail(
+                "steps_per_second",
+                self.steps_per_second.into(),
+                "is too slow a pace (0 means: as fast as possible)",
+            );
+        }
+        check.seconds("wait_subscribers_s", self.wait_subscribers_s);
+        check.seconds("wait_label_subscribers_s", self.wait_label_subscribers_s);
+        for (key, topic) in [("output", &self.output), ("labels", &self.labels)] {
+            if let Some(topic) = topic {
+                check.topic(key, topic);
+            }
+        }
     }
+}
+
+impl NodeKind for EncoderKind {
+    const NAME: &'static str = "encoder";
+    const SUMMARY: &'static str =
+        "reads a stimulus, encodes each sample with an ENCODER plugin, publishes one spike tensor per step";
+    type Params = EncoderParams;
+
+    async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
+        run(node, params).await
+    }
+}
+
+async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
+    let EncoderParams {
+        source,
+        encoder: encoder_name,
+        encoder_params,
+        steps_per_sample,
+        dt_ms,
+        seed,
+        max_steps,
+        steps_per_second,
+        output,
+        wait_subscribers_s: wait_s,
+        labels: labels_topic,
+        wait_label_subscribers_s: wait_labels_s,
+        plugins: plugin_settings,
+    } = params;
+    let output = output.unwrap_or_else(|| format!("{}/spikes", node.name()));
+    let labels_topic = labels_topic.unwrap_or_else(|| format!("{}/labels", node.name()));
 
     let samples = stimulus::load(&source, seed)?;
     let num_inputs = samples.first().map_or(0, |s| s.values.len());
-    let mut manager = plugins::manager(&node)?;
+    let mut manager = plugins::manager(&node, &plugin_settings)?;
     plugins::activate(&mut manager, PluginType::Encoder, &encoder_name)?;
     let spec = EncoderSpec {
         num_inputs,
         num_steps: steps_per_sample,
         dt_ms,
-        params: node.param("encoder_params", serde_json::Map::new())?,
+        params: encoder_params,
         seed,
     };
     let mut encoder = manager
-        .registry()
         .encoder(&encoder_name)
-        .ok_or_else(|| NodeError::Plugin(format!("{encoder_name} is not an ENCODER plugin")))?
+        .map_err(|err| NodeError::plugin(format!("use ENCODER plugin `{encoder_name}`"), err))?
         .create_encoder(&spec)
-        .map_err(|err| NodeError::Plugin(err.to_string()))?;
+        .map_err(|err| {
+            NodeError::plugin(
+                format!("build an encoder with plugin `{encoder_name}`"),
+                err,
+            )
+        })?;
     node.set_plugin_health(plugins::health(&manager));
 
     let mut publisher = node.spike_publisher(&output)?;
-    let labels_topic: String = node.param("labels", format!("{}/labels", node.name()))?;
     let mut label_publisher = match samples.iter().any(|s| s.label.is_some()) {
         true => Some(node.spike_publisher(&labels_topic)?),
         false => None,
@@ -82,7 +187,6 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
         return Ok(());
     }
-    let wait_labels_s: f64 = node.param("wait_label_subscribers_s", 0.0)?;
     if let Some(labels) = &label_publisher {
         if !super::wait_for_downstream(&node, labels, wait_labels_s).await? {
             return Ok(());

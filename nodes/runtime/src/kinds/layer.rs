@@ -4,52 +4,136 @@
 //! output spikes of *t* are published at once, so a feed-forward pipeline overlaps
 //! its steps across processes.
 //!
-//! | param | default | meaning |
-//! |---|---|---|
-//! | `size` | required | number of neurons |
-//! | `neuron` | `LIFNeuron` | NEURON plugin |
-//! | `neuron_params` | `{}` | model parameters (`tau_ms`, `v_threshold`, …) |
-//! | `inputs` | required | list of `{topic, p, weight, target, delay, seed}` |
-//! | `plasticity` | `[]` | list of `{plugin, input, params}` (input: index into `inputs`) |
-//! | `dt_ms` | 1.0 | time step |
-//! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
-//! | `output` | `<name>/spikes` | topic |
-//! | `max_lag` | 1024 | steps an input may run ahead before its sender waits (queue bound) |
-//! | `wait_subscribers_s` | 10 | wait this long for a subscriber before starting |
-//!
 //! Each input's projection is built when its first tensor tells the input size:
 //! fixed-probability `p` connectivity (seeded), weights `weight`, `target`
-//! `excitatory` or `inhibitory`, `delay` in steps.
+//! `excitatory` or `inhibitory`, `delay` in steps. Parameters: [`LayerParams`]
+//! (`evospike run layer --list-params`).
 
 use std::sync::atomic::Ordering;
 
+use evospike_bus::BusConfig;
 use evospike_compute::{
     backend_from_env, Backend, FixedProbability, Projection, Target, WeightInit,
 };
-use evospike_plugin_api::{LayerSpec, NeuronLayer, PlasticityRule, PluginType, RuleSpec};
+use evospike_plugin_api::{
+    LayerSpec, NeuronLayer, Params as PluginParams, PlasticityRule, PluginType, RuleSpec,
+};
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
+use crate::kind::NodeKind;
 use crate::node::Node;
+use crate::params::{Check, Params};
+use crate::plugins::{self, PluginSettings};
 use crate::sync::{Delivery, StepInput};
-use crate::{plugins, NodeError};
+use crate::{NodeError, DEFAULT_MAX_LAG};
 
-/// One input of a layer.
-#[derive(Debug, Clone, Deserialize)]
+/// The `layer` kind.
+#[derive(Debug)]
+pub struct LayerKind;
+
+/// Parameters of a `layer` node.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct InputSpec {
-    topic: String,
+pub struct LayerParams {
+    /// Number of neurons (at least 1).
+    pub size: usize,
+    /// NEURON plugin that models the neurons.
+    #[serde(default = "default_neuron")]
+    pub neuron: String,
+    /// Model parameters of the neuron plugin (`tau_ms`, `v_threshold`, …; checked by the plugin).
+    #[serde(default)]
+    pub neuron_params: PluginParams,
+    /// The input topics, each connected to the layer by one projection (at least one).
+    pub inputs: Vec<InputParams>,
+    /// PLASTICITY rules, each adapting the projection of one input.
+    #[serde(default)]
+    pub plasticity: Vec<RuleParams>,
+    /// Time step in milliseconds (> 0).
+    #[serde(default = "default_dt_ms")]
+    pub dt_ms: f32,
+    /// Stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide; none: run until stopped).
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Output topic.
+    #[serde(default)]
+    #[schemars(extend("x-default" = "<name>/spikes"))]
+    pub output: Option<String>,
+    /// Steps an input may run ahead before its sender waits (the subscription queue; at least 1).
+    #[serde(default = "default_max_lag")]
+    pub max_lag: usize,
+    /// Seconds to wait for a subscriber of the output before starting.
+    #[serde(default = "default_wait_subscribers_s")]
+    pub wait_subscribers_s: f64,
+    /// Settings of plugins by name, e.g. `{LIFNeuron: {tau_ms: 10}}`.
+    #[serde(default)]
+    pub plugins: PluginSettings,
+}
+
+/// One input of a layer: a topic and how it is connected.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputParams {
+    /// The input topic (e.g. `encoder/spikes`).
+    pub topic: String,
+    /// Connection probability of each (input, neuron) pair, in [0, 1].
     #[serde(default = "default_p")]
-    p: f64,
+    pub p: f64,
+    /// Weight of each connection.
     #[serde(default = "default_weight")]
-    weight: f32,
+    pub weight: f32,
+    /// Sign of the connections.
     #[serde(default)]
-    target: TargetSpec,
+    pub target: TargetParam,
+    /// Synaptic delay in steps.
     #[serde(default)]
-    delay: usize,
+    pub delay: usize,
+    /// Seed of the random connectivity.
     #[serde(default)]
-    seed: u64,
+    pub seed: u64,
+}
+
+/// Sign of a projection's connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetParam {
+    /// Input raises the membrane potential.
+    #[default]
+    Excitatory,
+    /// Input lowers it.
+    Inhibitory,
+}
+
+/// One plasticity rule on one input's projection.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleParams {
+    /// PLASTICITY plugin of the rule (e.g. `STDP`).
+    pub plugin: String,
+    /// Index into `inputs` of the projection it adapts.
+    #[serde(default)]
+    pub input: usize,
+    /// Parameters of the rule (checked by the plugin).
+    #[serde(default)]
+    pub params: PluginParams,
+}
+
+fn default_neuron() -> String {
+    "LIFNeuron".to_owned()
+}
+
+fn default_dt_ms() -> f32 {
+    1.0
+}
+
+fn default_max_lag() -> usize {
+    DEFAULT_MAX_LAG
+}
+
+fn default_wait_subscribers_s() -> f64 {
+    10.0
 }
 
 fn default_p() -> f64 {
@@ -60,31 +144,69 @@ fn default_weight() -> f32 {
     1.0
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum TargetSpec {
-    #[default]
-    Excitatory,
-    Inhibitory,
+impl Params for LayerParams {
+    fn check(&self, check: &mut Check<'_>) {
+        check.at_least("size", self.size as u64, 1);
+        if self.inputs.is_empty() {
+            check.fail(
+                "inputs",
+                serde_json::json!([]),
+                "a layer needs at least one input",
+            );
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            check.topic(format!("inputs[{i}].topic"), &input.topic);
+            check.probability(format!("inputs[{i}].p"), input.p);
+            if !input.weight.is_finite() {
+                check.fail(
+                    format!("inputs[{i}].weight"),
+                    input.weight.to_string().into(),
+                    "must be a finite number",
+                );
+            }
+        }
+        for (i, rule) in self.plasticity.iter().enumerate() {
+            if rule.input >= self.inputs.len() {
+                check.fail(
+                    format!("plasticity[{i}].input"),
+                    rule.input.into(),
+                    format!(
+                        "must be an index into `inputs` (0 to {})",
+                        self.inputs.len().saturating_sub(1)
+                    ),
+                );
+            }
+        }
+        check.positive("dt_ms", self.dt_ms.into());
+        check.at_least("max_lag", self.max_lag as u64, 1);
+        check.seconds("wait_subscribers_s", self.wait_subscribers_s);
+        if let Some(output) = &self.output {
+            check.topic("output", output);
+        }
+    }
+}
+
+impl NodeKind for LayerKind {
+    const NAME: &'static str = "layer";
+    const SUMMARY: &'static str =
+        "a population of neurons (NEURON plugin) fed by projections from input topics";
+    type Params = LayerParams;
+
+    fn configure_bus(params: &LayerParams, config: &mut BusConfig) {
+        config.queue_capacity = params.max_lag;
+    }
+
+    async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
+        run(node, params).await
+    }
 }
 
 /// A plasticity rule and the index of the input whose projection it adapts.
 type Rule = (usize, Box<dyn PlasticityRule>);
 
-/// One plasticity rule on one input's projection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleParam {
-    plugin: String,
-    #[serde(default)]
-    input: usize,
-    #[serde(default)]
-    params: serde_json::Map<String, serde_json::Value>,
-}
-
 struct Wired {
     input: StepInput,
-    spec: InputSpec,
+    spec: InputParams,
     projection: Option<Projection>,
 }
 
@@ -92,19 +214,19 @@ impl Wired {
     fn projection(&mut self, post: usize) -> Result<&mut Projection, NodeError> {
         if self.projection.is_none() {
             let pre = self.input.len().unwrap_or(0);
-            let param_error = |err: &dyn std::fmt::Display| NodeError::Param {
-                name: format!("inputs[{}]", self.spec.topic),
-                reason: err.to_string(),
+            let error = |source| NodeError::Projection {
+                topic: self.spec.topic.clone(),
+                source,
             };
             let weights = FixedProbability::new(self.spec.p, self.spec.seed)
                 .and_then(|c| c.connect(pre, post, WeightInit::Constant(self.spec.weight)))
-                .map_err(|err| param_error(&err))?;
+                .map_err(error)?;
             let target = match self.spec.target {
-                TargetSpec::Excitatory => Target::Excitatory,
-                TargetSpec::Inhibitory => Target::Inhibitory,
+                TargetParam::Excitatory => Target::Excitatory,
+                TargetParam::Inhibitory => Target::Inhibitory,
             };
-            let projection = Projection::new(weights.into(), target, self.spec.delay)
-                .map_err(|err| param_error(&err))?;
+            let projection =
+                Projection::new(weights.into(), target, self.spec.delay).map_err(error)?;
             tracing::info!(topic = %self.input.topic(), pre, post, "projection built");
             self.projection = Some(projection);
         }
@@ -115,47 +237,36 @@ impl Wired {
     }
 }
 
-pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
-    let size: usize = node.required_param("size")?;
-    let neuron: String = node.param("neuron", "LIFNeuron".to_string())?;
-    let specs: Vec<InputSpec> = node.required_param("inputs")?;
-    let rules: Vec<RuleParam> = node.param("plasticity", Vec::new())?;
-    let dt_ms: f32 = node.param("dt_ms", 1.0)?;
-    let max_steps: Option<u64> = node.param("max_steps", None)?;
-    let output: String = node.param("output", format!("{}/spikes", node.name()))?;
-    let wait_s: f64 = node.param("wait_subscribers_s", 10.0)?;
-    if specs.is_empty() {
-        return Err(NodeError::Param {
-            name: "inputs".into(),
-            reason: "a layer needs at least one input".into(),
-        });
-    }
-    if let Some(rule) = rules.iter().find(|r| r.input >= specs.len()) {
-        return Err(NodeError::Param {
-            name: "plasticity".into(),
-            reason: format!(
-                "{} refers to input {} of {}",
-                rule.plugin,
-                rule.input,
-                specs.len()
-            ),
-        });
-    }
+async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
+    let LayerParams {
+        size,
+        neuron,
+        neuron_params,
+        inputs: specs,
+        plasticity: rules,
+        dt_ms,
+        max_steps,
+        output,
+        max_lag: _,
+        wait_subscribers_s: wait_s,
+        plugins: plugin_settings,
+    } = params;
+    let output = output.unwrap_or_else(|| format!("{}/spikes", node.name()));
 
-    let backend = backend_from_env().map_err(|err| NodeError::Config(err.to_string()))?;
-    let mut manager = plugins::manager(&node)?;
+    let backend = backend_from_env()?;
+    let mut manager = plugins::manager(&node, &plugin_settings)?;
     plugins::activate(&mut manager, PluginType::Neuron, &neuron)?;
     let layer_spec = LayerSpec {
         num_neurons: size,
         dt_ms,
-        params: node.param("neuron_params", Default::default())?,
+        params: neuron_params,
         seed: 0,
     };
     let mut layer = manager
         .neuron(&neuron)
-        .map_err(plugin_error)?
+        .map_err(|err| NodeError::plugin(format!("use NEURON plugin `{neuron}`"), err))?
         .create_layer(&layer_spec)
-        .map_err(plugin_error)?;
+        .map_err(|err| NodeError::plugin(format!("build a layer with plugin `{neuron}`"), err))?;
     let mut wired = Vec::with_capacity(specs.len());
     for spec in specs {
         wired.push(Wired {
@@ -219,10 +330,6 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     finish(&node, &mut manager, &output, start, t).await
 }
 
-fn plugin_error(err: impl std::fmt::Display) -> NodeError {
-    NodeError::Plugin(err.to_string())
-}
-
 /// Ends a layer that computed steps `start..end`: drains its subscribers, stops its plugins.
 async fn finish(
     node: &Node,
@@ -244,7 +351,7 @@ async fn finish(
 /// inputs' sizes are known by now (their first tensors have arrived).
 fn build_rules(
     manager: &mut evospike_plugin_host::PluginManager,
-    params: &[RuleParam],
+    params: &[RuleParams],
     wired: &mut [Wired],
     post: usize,
     dt_ms: f32,
@@ -259,10 +366,14 @@ fn build_rules(
             dt_ms,
             params: rule.params.clone(),
         };
-        let plugin = manager.registry().plasticity(&rule.plugin).ok_or_else(|| {
-            NodeError::Plugin(format!("{} is not a PLASTICITY plugin", rule.plugin))
-        })?;
-        rules.push((rule.input, plugin.create_rule(&spec).map_err(plugin_error)?));
+        let name = &rule.plugin;
+        let plugin = manager
+            .plasticity(name)
+            .map_err(|err| NodeError::plugin(format!("use PLASTICITY plugin `{name}`"), err))?;
+        let built = plugin
+            .create_rule(&spec)
+            .map_err(|err| NodeError::plugin(format!("build a rule with plugin `{name}`"), err))?;
+        rules.push((rule.input, built));
     }
     Ok(rules)
 }
@@ -288,9 +399,7 @@ fn step_layer(
         } = w;
         let words = input.words(delivery);
         if let Some(projection) = projection.as_mut() {
-            projection
-                .step(backend, words, current)
-                .map_err(|err| NodeError::Config(err.to_string()))?;
+            projection.step(backend, words, current)?;
         }
     }
     layer.step(current, out_words);

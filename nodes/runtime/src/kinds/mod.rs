@@ -1,19 +1,19 @@
-//! The built-in node kinds. Each is an async function that runs a started
-//! [`Node`](crate::node::Node) until it finishes or is asked to stop.
+//! The built-in node kinds. Each is a type implementing
+//! [`NodeKind`](crate::NodeKind) with its own params struct; a program finds them
+//! by name through [`NodeKinds::builtin`](crate::NodeKinds::builtin).
 
-pub(crate) mod encoder;
-pub(crate) mod layer;
-pub(crate) mod readout;
+mod encoder;
+mod layer;
+mod readout;
+mod router;
+
+pub use encoder::{EncoderKind, EncoderParams};
+pub use layer::{InputParams, LayerKind, LayerParams, RuleParams, TargetParam};
+pub use readout::{ReadoutKind, ReadoutParams};
+pub use router::{RouterKind, RouterParams};
 
 use crate::node::Node;
 use crate::NodeError;
-
-/// A router: the bus broker. It only routes; it waits to be stopped.
-pub(crate) async fn router(node: Node) -> Result<(), NodeError> {
-    tracing::info!(listen = ?node.bus().config().listen, "routing");
-    node.stopped().await;
-    Ok(())
-}
 
 /// Waits (bounded) until someone subscribes to a publisher's topic, so the first
 /// steps are not sent into the void; returns false on stop or timeout.

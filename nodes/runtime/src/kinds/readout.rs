@@ -15,37 +15,107 @@
 //! neuron's response to that class and assigns every neuron to the class it
 //! responds to most on average — the label assignment of Diehl & Cook (2015).
 //!
-//! | param | default | meaning |
-//! |---|---|---|
-//! | `input` | required | topic of the layer to read |
-//! | `labels` | none | topic of the sample labels (e.g. `encoder/labels`) |
-//! | `classes` | 10 | number of classes |
-//! | `steps_per_sample` | 20 | window (the encoder's presentation length) |
-//! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
-//! | `output` | `<name>/scores` | topic |
-//! | `max_lag` | 1024 | steps the input may run ahead before its sender waits |
+//! Parameters: [`ReadoutParams`] (`evospike run readout --list-params`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use evospike_bus::SpikeSubscriber;
+use evospike_bus::{BusConfig, SpikeSubscriber};
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::node::Node;
+use crate::kind::NodeKind;
+use crate::node::{Node, NodeMetrics};
+use crate::params::{Check, Params};
 use crate::sync::{Delivery, StepInput};
-use crate::NodeError;
+use crate::throttle::Throttle;
+use crate::{NodeError, DEFAULT_MAX_LAG};
+
+/// The `readout` kind.
+#[derive(Debug)]
+pub struct ReadoutKind;
+
+/// Parameters of a `readout` node.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadoutParams {
+    /// Topic of the layer to read.
+    pub input: String,
+    /// Topic of the sample labels (e.g. `encoder/labels`; none: no scoring, round-robin classes).
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Number of classes (at least 1).
+    #[serde(default = "default_classes")]
+    pub classes: usize,
+    /// Window in steps: the encoder's presentation length (at least 1).
+    #[serde(default = "default_steps_per_sample")]
+    pub steps_per_sample: u64,
+    /// Stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide; none: run until stopped).
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Output topic of the class scores.
+    #[serde(default)]
+    #[schemars(extend("x-default" = "<name>/scores"))]
+    pub output: Option<String>,
+    /// Steps the input may run ahead before its sender waits (at least 1).
+    #[serde(default = "default_max_lag")]
+    pub max_lag: usize,
+}
+
+fn default_classes() -> usize {
+    10
+}
+
+fn default_steps_per_sample() -> u64 {
+    20
+}
+
+fn default_max_lag() -> usize {
+    DEFAULT_MAX_LAG
+}
+
+impl Params for ReadoutParams {
+    fn check(&self, check: &mut Check<'_>) {
+        check.topic("input", &self.input);
+        for (key, topic) in [("labels", &self.labels), ("output", &self.output)] {
+            if let Some(topic) = topic {
+                check.topic(key, topic);
+            }
+        }
+        check.at_least("classes", self.classes as u64, 1);
+        check.at_least("steps_per_sample", self.steps_per_sample, 1);
+        check.at_least("max_lag", self.max_lag as u64, 1);
+    }
+}
+
+impl NodeKind for ReadoutKind {
+    const NAME: &'static str = "readout";
+    const SUMMARY: &'static str =
+        "class scores and a prediction per presentation window from a layer's spike counts";
+    type Params = ReadoutParams;
+
+    fn configure_bus(params: &ReadoutParams, config: &mut BusConfig) {
+        config.queue_capacity = params.max_lag;
+    }
+
+    async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
+        run(node, params).await
+    }
+}
 
 /// Labels of the presented samples, by the step at which each sample starts.
 struct Labels {
     subscriber: SpikeSubscriber,
     /// A label for a later window, held until its window ends.
     pending: Option<(u64, u32)>,
+    invalid: Throttle,
 }
 
 impl Labels {
     /// The label of the sample that started at `step`, if it was published.
-    async fn at(&mut self, step: u64) -> Option<u32> {
+    async fn at(&mut self, step: u64, metrics: &NodeMetrics) -> Option<u32> {
         loop {
             let (at, label) = match self.pending.take() {
                 Some(pending) => pending,
@@ -65,7 +135,11 @@ impl Labels {
                         }
                     }
                     Ok(Err(err)) => {
-                        tracing::warn!(%err, "invalid label dropped");
+                        metrics.invalid_inputs.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = self.invalid.hit() {
+                            let note = self.invalid.note(n, "invalid_inputs_total");
+                            tracing::warn!(%err, "invalid label dropped ({note})");
+                        }
                         continue;
                     }
                     Err(_) => return None,
@@ -155,24 +229,23 @@ impl Assignment {
     }
 }
 
-pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
-    let input_topic: String = node.required_param("input")?;
-    let labels_topic: Option<String> = node.param("labels", None)?;
-    let classes: usize = node.param("classes", 10)?;
-    let window: u64 = node.param("steps_per_sample", 20)?;
-    let max_steps: Option<u64> = node.param("max_steps", None)?;
-    let output: String = node.param("output", format!("{}/scores", node.name()))?;
-    if classes == 0 || window == 0 {
-        return Err(NodeError::Param {
-            name: "classes/steps_per_sample".into(),
-            reason: "must be at least 1".into(),
-        });
-    }
+async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
+    let ReadoutParams {
+        input: input_topic,
+        labels: labels_topic,
+        classes,
+        steps_per_sample: window,
+        max_steps,
+        output,
+        max_lag: _,
+    } = params;
+    let output = output.unwrap_or_else(|| format!("{}/scores", node.name()));
     let mut input = StepInput::new(&node, &input_topic)?;
     let mut labels = match &labels_topic {
         Some(topic) => Some(Labels {
             subscriber: node.spike_subscriber(topic)?,
             pending: None,
+            invalid: Throttle::default(),
         }),
         None => None,
     };
@@ -211,7 +284,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
             };
             let prediction = assignment.score(&counts, values);
             let label = match labels.as_mut() {
-                Some(labels) => labels.at(t + 1 - window).await,
+                Some(labels) => labels.at(t + 1 - window, node.metrics()).await,
                 None => None,
             };
             if let Some(label) = label {

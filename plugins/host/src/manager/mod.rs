@@ -20,8 +20,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use evospike_plugin_api::{
-    HealthReport, NeuronPlugin, Plugin, PluginError, PluginHealth, PluginMetadata, PluginStatus,
-    PluginType,
+    EncoderPlugin, HealthReport, NeuronPlugin, PlasticityPlugin, Plugin, PluginError, PluginHealth,
+    PluginMetadata, PluginStatus, PluginType,
 };
 
 use crate::config::PluginsConfig;
@@ -177,14 +177,33 @@ impl PluginManager {
         })
     }
 
+    /// The family view of plugin `(plugin_type, name)`, through `view`
+    /// (e.g. [`Plugin::as_neuron`]).
+    pub fn family<'a, T: ?Sized>(
+        &'a self,
+        plugin_type: PluginType,
+        name: &str,
+        view: impl FnOnce(&'a dyn Plugin) -> Option<&'a T>,
+    ) -> Result<&'a T, HostError> {
+        view(self.get_plugin(plugin_type, name)?).ok_or_else(|| HostError::NotFound {
+            plugin_type,
+            name: name.to_owned(),
+        })
+    }
+
     /// The NEURON family view of `name` (e.g. to create layers for a pipeline node).
     pub fn neuron(&self, name: &str) -> Result<&dyn NeuronPlugin, HostError> {
-        self.get_plugin(PluginType::Neuron, name)?
-            .as_neuron()
-            .ok_or_else(|| HostError::NotFound {
-                plugin_type: PluginType::Neuron,
-                name: name.to_owned(),
-            })
+        self.family(PluginType::Neuron, name, |p| p.as_neuron())
+    }
+
+    /// The ENCODER family view of `name`.
+    pub fn encoder(&self, name: &str) -> Result<&dyn EncoderPlugin, HostError> {
+        self.family(PluginType::Encoder, name, |p| p.as_encoder())
+    }
+
+    /// The PLASTICITY family view of `name`.
+    pub fn plasticity(&self, name: &str) -> Result<&dyn PlasticityPlugin, HostError> {
+        self.family(PluginType::Plasticity, name, |p| p.as_plasticity())
     }
 
     /// The status of `(plugin_type, name)`.

@@ -1,11 +1,11 @@
-//! Runs the `evospike-launch` binary on fixture launch files with `/bin/sh`
+//! Runs `evospike launch` on fixture launch files with `/bin/sh`
 //! nodes and checks what a user would: output, restarts, shutdown, exit codes.
 
-mod common;
+mod launcher;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_all_gone, run_to_end, wait_until, Launch, TIMEOUT};
+use launcher::{assert_all_gone, run_to_end, wait_until, Launch, TIMEOUT};
 
 #[test]
 fn output_lines_are_prefixed_whole_and_logged_per_node() {
@@ -47,7 +47,7 @@ fn killed_node_with_respawn_on_failure_comes_back() {
     assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
     let pids = launch.wait_pids("worker", 2);
     assert_ne!(pids[0], pids[1]);
-    assert!(common::alive(pids[1]));
+    assert!(launcher::alive(pids[1]));
     assert!(wait_until(TIMEOUT, || launch
         .log("worker")
         .matches("up ")
@@ -190,7 +190,7 @@ fn depends_on_waits_for_the_ready_line() {
 fn machine_option_starts_only_that_machines_nodes() {
     let (launch, status) = run_to_end("cluster.yaml", &["--machine", "m2"]);
     assert_eq!(status.code(), Some(0), "{}", launch.stderr());
-    let fixtures = common::fixture("").canonicalize().unwrap();
+    let fixtures = launcher::fixture("").canonicalize().unwrap();
     assert_eq!(
         launch.stdout(),
         format!("[worker-2] worker 2 in {}\n", fixtures.display())
@@ -206,12 +206,18 @@ fn machine_option_starts_only_that_machines_nodes() {
 
 #[test]
 fn kind_nodes_run_as_evospike_run_kind() {
-    let exe = common::fixture("fake_evospike.sh");
-    let (launch, status) = run_to_end("kind.yaml", &["--evospike-exe", exe.to_str().unwrap()]);
-    assert_eq!(status.code(), Some(0), "{}", launch.stderr());
+    // EVOSPIKE_EXE stands in for the evospike executable that runs `kind:` nodes.
+    let exe = launcher::fixture("fake_evospike.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let output = launcher::command("kind.yaml", &[], dir.path())
+        .env("EVOSPIKE_EXE", &exe)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(
-        launch.log("enc"),
-        "argv: run encoder\nnode=enc ns=lab params={\"rate\":50}\n"
+        std::fs::read_to_string(dir.path().join("log/enc.log")).unwrap(),
+        "argv: run encoder\nnode=enc ns=lab params={\"steps_per_sample\":50}\n"
     );
 }
 
@@ -227,7 +233,7 @@ fn nodes_die_with_a_killed_launcher() {
     // PR_SET_PDEATHSIG kills each node; its `sleep` child goes with it
     // only once the group is cleaned, so check the node processes themselves.
     assert!(
-        wait_until(TIMEOUT, || pids.iter().all(|&p| !common::alive(p))),
+        wait_until(TIMEOUT, || pids.iter().all(|&p| !launcher::alive(p))),
         "nodes outlived their launcher: {pids:?}"
     );
 }

@@ -1,4 +1,5 @@
-//! Helpers for tests that run the `evospike-launch` binary on fixture files.
+//! Helpers for tests that run `evospike launch` on fixture files
+//! (`tests/fixtures/launch/`), whose nodes are mostly small shell scripts.
 //! Every wait is on a condition with a deadline; nothing sleeps and hopes.
 
 #![allow(dead_code, unreachable_pub)] // Each test file uses a different subset.
@@ -13,7 +14,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("tests/fixtures/launch")
         .join(name)
 }
 
@@ -24,7 +25,7 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// Starts `evospike-launch FIXTURE EXTRA...` with `--log-dir DIR/log`.
+    /// Starts `evospike launch FIXTURE EXTRA...` with `--log-dir DIR/log`.
     pub fn start(fixture_name: &str, extra: &[&str]) -> Launch {
         let dir = tempfile::tempdir().unwrap();
         let child = command(fixture_name, extra, dir.path())
@@ -110,8 +111,9 @@ impl Drop for Launch {
 
 /// The launcher command on a fixture, with `EVOSPIKE_TEST_DIR` set for the scripts.
 pub fn command(fixture_name: &str, extra: &[&str], dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_evospike-launch"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_evospike"));
     command
+        .arg("launch")
         .arg(fixture(fixture_name))
         .arg("--log-dir")
         .arg(dir.join("log"))

@@ -1,0 +1,161 @@
+//! Malformed launch files: `evospike launch` names file, line and key, exits 2,
+//! and starts nothing (each fixture has a valid first node that would leave a
+//! marker). `kind:` nodes are checked against the node kinds, parameters included.
+
+mod launcher;
+
+use launcher::run_to_end;
+
+fn rejected(fixture: &str, expected: &[&str]) -> String {
+    let (launch, status) = run_to_end(fixture, &[]);
+    let stderr = launch.stderr();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "expected {part:?} in:\n{stderr}");
+    }
+    assert!(
+        !launch.path("started").exists(),
+        "a node started although the file is invalid"
+    );
+    stderr
+}
+
+fn at(fixture: &str, line: u32) -> String {
+    format!("{}:{line}: ", launcher::fixture(fixture).display())
+}
+
+#[test]
+fn unknown_key() {
+    rejected(
+        "bad_unknown_key.yaml",
+        &[
+            &format!(
+                "{}nodes[1].respwan: unknown key `respwan` (expected one of: name, kind, exec,",
+                at("bad_unknown_key.yaml", 8)
+            ),
+            " respawn, ",
+        ],
+    );
+}
+
+#[test]
+fn bad_substitution() {
+    rejected(
+        "bad_substitution.yaml",
+        &[&format!(
+            "{}nodes[1].env.RATE: bad substitution: undefined arg `rate` in `$(arg rate)`",
+            at("bad_substitution.yaml", 8)
+        )],
+    );
+}
+
+#[test]
+fn include_cycle() {
+    let a = launcher::fixture("bad_cycle_a.yaml").display().to_string();
+    let b = launcher::fixture("bad_cycle_b.yaml").display().to_string();
+    // Included files are shown as "<folder of the includer>/<name as written>".
+    rejected(
+        "bad_cycle_a.yaml",
+        &[&format!(
+            "{}include[0].file: include cycle: {a} -> {b} -> {a}",
+            at("bad_cycle_b.yaml", 2)
+        )],
+    );
+}
+
+#[test]
+fn missing_executable() {
+    rejected(
+        "bad_missing_exe.yaml",
+        &[&format!(
+            "{}nodes[1].exec: executable `./no-such-node.sh` not found",
+            at("bad_missing_exe.yaml", 6)
+        )],
+    );
+}
+
+#[test]
+fn unknown_node_kind() {
+    rejected(
+        "bad_kind.yaml",
+        &[&format!(
+            "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout)",
+            at("bad_kind.yaml", 4)
+        )],
+    );
+}
+
+#[test]
+fn check_reports_every_bad_parameter_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = launcher::command("bad_params.yaml", &["--check"], dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "--check printed a plan for an invalid file"
+    );
+    let fixtures = launcher::fixture("").display().to_string();
+    insta::assert_snapshot!(stderr.replace(&fixtures, "FIXTURES/"));
+}
+
+#[test]
+fn unknown_machine_and_arg() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = launcher::command("cluster.yaml", &["--machine", "m9"], dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no node is labelled with machine `m9` (labels in this launch: m1, m2)"),
+        "{stderr}"
+    );
+
+    let output = launcher::command("cluster.yaml", &["--arg", "greting=x"], dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown arg `greting` (declared args: greeting)"),
+        "{stderr}"
+    );
+
+    // A malformed --arg is bad input too: the same exit code.
+    let output = launcher::command("cluster.yaml", &["--arg", "greeting"], dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr, "error: --arg \"greeting\" is not KEY=VALUE\n");
+}
+
+#[test]
+fn shipped_launch_files_pass_check() {
+    let launch_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&launch_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"))
+            .arg("launch")
+            .arg(&path)
+            .arg("--check")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {stderr}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "demo.yaml and cluster.yaml at least");
+}
