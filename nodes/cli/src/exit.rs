@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success (for `launch`: every node ended well) |
 //! | 1 | something failed while running: a node failed, a query timed out, a topic stayed silent |
-//! | 2 | the input is wrong — command line, launch file, node parameters, node kind — and nothing was started |
+//! | 2 | the input is wrong — command line, launch file, node parameters (a plugin's too), node kind, plugin name — and nothing was started |
 //! | 3 | the bus could not be reached (no router at the connect endpoints) |
 //!
 //! Library errors are typed; [`code`] finds the first cause in an error's chain
@@ -17,6 +17,7 @@ use evospike_bus::BusError;
 use evospike_launch::{ArgPairError, LoadErrors};
 use evospike_node::NodeError;
 use evospike_plugin_api::PluginError;
+use evospike_plugin_host::HostError;
 
 /// Success.
 pub(crate) const SUCCESS: u8 = 0;
@@ -69,6 +70,10 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     }
     if let Some(bus) = cause.downcast_ref::<BusError>() {
         return bus_class(bus);
+    }
+    // A plugin name that no plugin has is the user's input too.
+    if let Some(HostError::NotFound { .. }) = cause.downcast_ref::<HostError>() {
+        return Some(INVALID_INPUT);
     }
     match cause.downcast_ref::<PluginError>() {
         Some(PluginError::InvalidConfig { .. } | PluginError::InvalidParameter { .. }) => {

@@ -148,16 +148,22 @@ fn report(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(exit::code(err))
 }
 
-/// The text `report` prints for `err`.
+/// The text `report` prints for `err`. A cause whose text its parent's message
+/// already ends with (`… failed: {source}`) is not printed again.
 fn render(err: &anyhow::Error) -> String {
     let mut text = String::new();
-    for line in err.to_string().lines() {
+    let mut previous = err.to_string();
+    for line in previous.lines() {
         text.push_str(&format!("error: {line}\n"));
     }
     for cause in err.chain().skip(1) {
-        for line in cause.to_string().lines() {
-            text.push_str(&format!("  caused by: {line}\n"));
+        let message = cause.to_string();
+        if !previous.ends_with(&message) {
+            for line in message.lines() {
+                text.push_str(&format!("  caused by: {line}\n"));
+            }
         }
+        previous = message;
     }
     text
 }
@@ -170,6 +176,17 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn causes_already_in_their_parents_message_are_not_repeated() {
+        let inner = std::io::Error::other("disk full");
+        let middle = anyhow::Error::new(inner).context("write failed: disk full");
+        let err = middle.context("cannot save");
+        assert_eq!(
+            render(&err),
+            "error: cannot save\n  caused by: write failed: disk full\n"
+        );
     }
 
     #[test]

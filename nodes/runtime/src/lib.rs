@@ -65,13 +65,19 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
     NodeKinds::builtin().run(kind, args).await
 }
 
-/// An error and its causes on one line, `a: b: c` (for log lines).
+/// An error and its causes on one line, `a: b: c` (for log lines); a cause
+/// that its parent's message already ends with is not repeated.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
+    let mut previous = text.clone();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let message = cause.to_string();
+        if !previous.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        previous = message;
         source = cause.source();
     }
     text
