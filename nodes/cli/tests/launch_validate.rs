@@ -85,16 +85,26 @@ fn unknown_node_kind() {
     );
 }
 
-#[test]
-fn check_reports_every_bad_parameter_at_its_line() {
+/// Runs `evospike launch FIXTURE EXTRA…` to its end: exit code, stdout, stderr.
+fn finished(fixture: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let output = launcher::command("bad_params.yaml", &["--check"], dir.path())
+    let output = launcher::command(fixture, extra, dir.path())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+#[test]
+fn check_reports_every_bad_parameter_at_its_line() {
+    let (code, stdout, stderr) = finished("bad_params.yaml", &["--check"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        output.stdout.is_empty(),
+        stdout.is_empty(),
         "--check printed a plan for an invalid file"
     );
     let fixtures = launcher::fixture("").display().to_string();
@@ -103,33 +113,23 @@ fn check_reports_every_bad_parameter_at_its_line() {
 
 #[test]
 fn unknown_machine_and_arg() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = launcher::command("cluster.yaml", &["--machine", "m9"], dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = finished("cluster.yaml", &["--machine", "m9"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("no node is labelled with machine `m9` (labels in this launch: m1, m2)"),
         "{stderr}"
     );
 
-    let output = launcher::command("cluster.yaml", &["--arg", "greting=x"], dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = finished("cluster.yaml", &["--arg", "greting=x"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("unknown arg `greting` (declared args: greeting)"),
         "{stderr}"
     );
 
     // A malformed --arg is bad input too: the same exit code.
-    let output = launcher::command("cluster.yaml", &["--arg", "greeting"], dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = finished("cluster.yaml", &["--arg", "greeting"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr, "error: --arg \"greeting\" is not KEY=VALUE\n");
 }
 

@@ -180,12 +180,8 @@ async fn multi_process() -> (f64, u64) {
         .spike_subscriber("layer3/spikes")
         .expect("subscriber");
     for (kind, name, params) in network() {
-        let mut args = vec![
-            "run".to_string(),
-            kind.to_string(),
-            "--connect".into(),
-            router.clone(),
-        ];
+        let mut args = evospike_schemas::contract::run_args(kind).to_vec();
+        args.extend(["--connect".to_string(), router.clone()]);
         args.extend(argv(&name, &params));
         children.0.push(spawn(args));
     }
