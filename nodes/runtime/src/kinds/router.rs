@@ -47,3 +47,21 @@ impl NodeKind for RouterKind {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_listens_on_the_default_endpoint_in_router_mode() {
+        let mut config = BusConfig::peer(&[], &["tcp/127.0.0.1:9".to_string()]);
+        RouterKind::configure_bus(&RouterParams {}, &mut config);
+        assert_eq!(config.mode, Mode::Router);
+        assert!(config.connect.is_empty(), "a router connects to nobody");
+        assert_eq!(config.listen, [DEFAULT_ROUTER]);
+
+        let mut config = BusConfig::peer(&["tcp/127.0.0.1:9000".to_string()], &[]);
+        RouterKind::configure_bus(&RouterParams {}, &mut config);
+        assert_eq!(config.listen, ["tcp/127.0.0.1:9000"]);
+    }
+}
