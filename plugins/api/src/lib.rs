@@ -65,6 +65,7 @@ pub mod error;
 mod export;
 pub mod family;
 pub mod hooks;
+pub mod learning;
 pub mod lifecycle;
 pub mod metadata;
 
@@ -72,6 +73,10 @@ pub use error::PluginError;
 pub use family::{
     spike_words_len, Encoder, EncoderPlugin, EncoderSpec, LayerSpec, NeuronLayer, NeuronPlugin,
     Params, PlasticityPlugin, PlasticityRule, RuleSpec, SpikeWords, WeightsMut,
+};
+pub use learning::{
+    Checkpoint, Control, Dataset, EncoderDef, EpochReport, LayerDef, Learner, LearnerSpec,
+    LearningPlugin, NetworkSpec, Progress, Readout, Tensor,
 };
 pub use hooks::{HookData, HookHandler, HookKind, HookRegistrar};
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};

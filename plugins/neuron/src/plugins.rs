@@ -14,6 +14,7 @@ use evospike_plugin_api::{
 };
 
 use crate::izhikevich::{IzhikevichLayer, IzhikevichParams};
+use crate::leaky::{LeakyLayer, LeakyParams};
 use crate::lif::{LifLayer, LifParams};
 use crate::synchrony::{EntangledSynchronyLayer, SynchronyParams};
 
@@ -33,6 +34,7 @@ enum Model {
     Lif,
     Izhikevich,
     Synchrony,
+    Leaky,
 }
 
 impl Model {
@@ -41,6 +43,7 @@ impl Model {
             Self::Lif => "LIFNeuron",
             Self::Izhikevich => "IzhikevichNeuron",
             Self::Synchrony => "EntangledSynchrony",
+            Self::Leaky => "LeakyIntegrator",
         }
     }
 
@@ -49,6 +52,7 @@ impl Model {
             Self::Lif => "Leaky integrate-and-fire neurons, exact exponential integration, current-based synapses",
             Self::Izhikevich => "Izhikevich (2003) neurons with presets RS, IB, CH, FS, LTS, TC, RZ",
             Self::Synchrony => "LIF neurons with Kuramoto phase coupling gating their input (classical, not quantum)",
+            Self::Leaky => "Leaky integrators (non-spiking): the readout layer of trained networks",
         }
     }
 
@@ -57,6 +61,7 @@ impl Model {
             Self::Lif => "lif",
             Self::Izhikevich => "izhikevich",
             Self::Synchrony => "kuramoto",
+            Self::Leaky => "leaky-integrator",
         }
     }
 
@@ -66,6 +71,7 @@ impl Model {
             Self::Lif => LifParams::from_params(params).map(drop),
             Self::Izhikevich => IzhikevichParams::from_params(params).map(drop),
             Self::Synchrony => synchrony_params(params).map(drop),
+            Self::Leaky => LeakyParams::from_params(params).map(drop),
         }
     }
 
@@ -87,6 +93,7 @@ impl Model {
                 let (lif, sync) = synchrony_params(params)?;
                 Box::new(EntangledSynchronyLayer::new(n, dt, lif, sync, spec.seed)?)
             }
+            Self::Leaky => Box::new(LeakyLayer::new(n, dt, &LeakyParams::from_params(params)?)?),
         })
     }
 }
@@ -134,6 +141,11 @@ impl BuiltinNeuron {
     /// `EntangledSynchrony`.
     pub fn entangled_synchrony() -> Self {
         Self::new(Model::Synchrony)
+    }
+
+    /// `LeakyIntegrator`.
+    pub fn leaky_integrator() -> Self {
+        Self::new(Model::Leaky)
     }
 
     fn param_error(&self, e: ParamError) -> PluginError {
@@ -184,6 +196,7 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(BuiltinNeuron::lif()),
         Box::new(BuiltinNeuron::izhikevich()),
         Box::new(BuiltinNeuron::entangled_synchrony()),
+        Box::new(BuiltinNeuron::leaky_integrator()),
     ]
 }
 
