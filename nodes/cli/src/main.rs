@@ -10,6 +10,8 @@
 //!   to the local router) and read what flows: `topic echo|hz|bw|info|raster`
 //!   decode spike tensors and protobuf messages; `topic list`, `node list|info`
 //!   ask every node's health queryable who publishes what.
+//! - **Learning** ([`learn`]): `train` trains a network with a LEARNING plugin
+//!   and writes a model directory; `eval` scores a model on labelled data.
 //! - **Extending** ([`plugin`]): `plugin list` shows the built-in and discovered
 //!   plugins, `plugin new` writes a new plugin crate.
 //!
@@ -19,6 +21,7 @@
 
 mod connect;
 mod launch;
+mod learn;
 mod node;
 mod out;
 mod plugin;
@@ -55,6 +58,10 @@ enum Command {
     /// List plugins and create new ones.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Train a network with a LEARNING plugin and write a model directory.
+    Train(learn::TrainArgs),
+    /// Score a model on labelled data: accuracy and confusion matrix.
+    Eval(learn::EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +107,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Launch(args) => launch::run(args),
         Command::Plugin(command) => plugin::run(command),
+        Command::Train(args) => learn::train(args),
+        Command::Eval(args) => learn::eval(args),
         Command::Run(args) => block_on(async move {
             evospike_node::run(&args.kind, args.node).await?;
             Ok(ExitCode::SUCCESS)

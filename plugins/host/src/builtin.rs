@@ -9,5 +9,6 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
     all.extend(evospike_neuron::builtin_plugins());
     all.extend(evospike_encoder::builtin_plugins());
     all.extend(evospike_plasticity::builtin_plugins());
+    all.extend(evospike_learning::builtin_plugins());
     all
 }

@@ -149,6 +149,41 @@ impl Data {
         part
     }
 
+    /// Splits off an evenly interleaved `fraction` of the samples as a held-out set:
+    /// sample `i` is held out when `⌊(i+1)·f⌋ > ⌊i·f⌋` (for 0.2, every fifth sample,
+    /// `i = 4, 9, 14, …`). Deterministic and spread over the whole file, so a file
+    /// sorted or drifting in style splits fairly. Returns `(kept, held_out)`.
+    pub fn holdout(&self, fraction: f64) -> Result<(Self, Self), String> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(format!("the held-out fraction must be in (0, 1), got {fraction}"));
+        }
+        let held = |i: usize| ((i + 1) as f64 * fraction).floor() > (i as f64 * fraction).floor();
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| held(i));
+        if test.is_empty() || train.is_empty() {
+            return Err(format!(
+                "holding out {fraction} of {} samples leaves one side empty",
+                self.len()
+            ));
+        }
+        let pick = |idx: &[usize], tag: &str| {
+            let mut inputs = Vec::with_capacity(idx.len() * self.num_inputs);
+            for &i in idx {
+                inputs.extend_from_slice(self.sample(i));
+            }
+            Self {
+                inputs,
+                num_inputs: self.num_inputs,
+                shape: self.shape.clone(),
+                labels: self
+                    .labels
+                    .as_ref()
+                    .map(|l| idx.iter().map(|&i| l[i]).collect()),
+                digest: format!("{}/{tag}{fraction}", self.digest),
+            }
+        };
+        Ok((pick(&train, "train"), pick(&test, "holdout")))
+    }
+
     /// A borrowed view for learners, with `num_classes` classes.
     pub fn view(&self, num_classes: usize) -> Result<Dataset<'_>, String> {
         Dataset::new(&self.inputs, self.num_inputs, self.labels.as_deref(), num_classes)
@@ -164,11 +199,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Loads `path`: a `.csv[.gz]` file (label in the last column) or an IDX image file
+/// The name of the bundled data set.
+pub const BUILTIN_DIGITS: &str = "builtin:digits";
+
+/// The 1,797 UCI 8×8 handwritten digits compiled into the binary (gzipped CSV).
+const DIGITS_CSV_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
+
+/// The bundled digits (see `data/README.md`): 1,797 labelled 8×8 images.
+pub fn builtin_digits() -> Result<Data, DataError> {
+    let path = Path::new(BUILTIN_DIGITS);
+    let text = String::from_utf8(gunzip(path, DIGITS_CSV_GZ)?)
+        .map_err(|_| format_error(path, None, "is not UTF-8 text".into()))?;
+    parse_csv(path, &text, sha256_hex(DIGITS_CSV_GZ))
+}
+
+/// Loads `path`: `builtin:digits` (the bundled digits), a `.csv[.gz]` file (label in the last column) or an IDX image file
 /// (`…-images-idx3-ubyte[.gz]`) with its labels from `labels` or, when not given,
 /// the sibling `…-labels-idx1-ubyte[.gz]` file if there is one.
 pub fn load(path: &Path, labels: Option<&Path>) -> Result<Data, DataError> {
     let name = path.to_string_lossy();
+    if name == BUILTIN_DIGITS && labels.is_none() {
+        return builtin_digits();
+    }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") {
         if let Some(l) = labels {
             return Err(format_error(
@@ -236,14 +288,22 @@ fn read(path: &Path) -> Result<Vec<u8>, DataError> {
     };
     let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        Ok(out)
+        gunzip(path, &raw)
     } else {
         Ok(raw)
     }
+}
+
+/// `raw`, gunzipped.
+fn gunzip(path: &Path, raw: &[u8]) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(out)
 }
 
 /// `train-images-idx3-ubyte.gz` → `train-labels-idx1-ubyte.gz`, if it exists.
@@ -442,6 +502,22 @@ mod tests {
         assert!(load(&idx, None).unwrap_err().to_string().contains("not an IDX file"));
         let missing = load(Path::new("/nonexistent/x.csv"), None).unwrap_err();
         assert!(matches!(missing, DataError::Io { .. }));
+    }
+
+    #[test]
+    fn the_bundled_digits_are_all_there() {
+        let d = load(Path::new(BUILTIN_DIGITS), None).unwrap();
+        assert_eq!((d.len(), d.shape(), d.num_classes()), (1797, &[8, 8][..], 10));
+        assert!(d.sample(0).iter().all(|&v| (0.0..=1.0).contains(&v)));
+    }
+
+    #[test]
+    fn holdout_takes_every_fifth_sample() {
+        let data = Data::from_parts((0..10).map(|v| v as f32).collect(), vec![1], Some((0..10).collect())).unwrap();
+        let (train, test) = data.holdout(0.2).unwrap();
+        assert_eq!(test.labels(), Some(&[4, 9][..]));
+        assert_eq!(train.len(), 8);
+        assert!(data.holdout(1.0).is_err());
     }
 
     #[test]

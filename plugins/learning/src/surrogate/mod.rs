@@ -27,7 +27,7 @@
 //! | `lr` | 0.002 | Adam learning rate |
 //! | `weight_decay` | 0.0001 | decoupled weight decay |
 //! | `schedule` | `cosine` | or `constant` |
-//! | `shift` | side / 14, rounded | random shift augmentation in pixels (images only; 0 = off) |
+//! | `shift` | side / 14 (8×8: 0, 28×28: 2) | random shift augmentation in pixels (images only; 0 = off) |
 //! | `threads` | 0 | CPU threads (0: every core, or `DEVICE`'s ArrayFire device) |
 
 mod adam;
@@ -298,7 +298,7 @@ impl SurrogateGradient {
         let network = network_spec(spec, &config, tau, &shape);
         network.validate().map_err(|e| PluginError::invalid_parameter(NAME, "spec", e))?;
         let shift = config.shift.unwrap_or_else(|| match spec.input_shape[..] {
-            [h, w] => ((h.min(w) as f32) / 14.0).round() as u32,
+            [h, w] => (h.min(w) / 14) as u32,
             _ => 0,
         });
         let mut rng = StdRng::seed_from_u64(sub_seed(spec.seed, &[0]));
