@@ -250,7 +250,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["LIFNeuron", "IzhikevichNeuron", "EntangledSynchrony"]
+            [
+                "LIFNeuron",
+                "IzhikevichNeuron",
+                "EntangledSynchrony",
+                "LeakyIntegrator"
+            ]
         );
         for p in builtin_plugins() {
             assert_eq!(p.metadata().plugin_type, PluginType::Neuron);
