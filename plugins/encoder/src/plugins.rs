@@ -1,4 +1,4 @@
-//! The plugin objects: `RateEncoder`, `LatencyEncoder`, `TASEncoder`.
+//! The plugin objects: `RateEncoder`, `LatencyEncoder`, `TASEncoder`, `CurrentEncoder`.
 //!
 //! The config section given to `initialize` holds default parameters; an
 //! [`EncoderSpec`]'s `params` override them per encoder. Both go through the same
@@ -12,6 +12,7 @@ use evospike_plugin_api::{
     PluginType,
 };
 
+use crate::current::{CurrentEncoder, CurrentParams};
 use crate::latency::{LatencyEncoder, LatencyParams};
 use crate::rate::{RateEncoder, RateParams};
 use crate::tas::{TasEncoder, TasParams};
@@ -30,6 +31,7 @@ enum Kind {
     Rate,
     Latency,
     Tas,
+    Current,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Self::Rate => "RateEncoder",
             Self::Latency => "LatencyEncoder",
             Self::Tas => "TASEncoder",
+            Self::Current => "CurrentEncoder",
         }
     }
 
@@ -48,6 +51,7 @@ impl Kind {
             Self::Tas => {
                 "Temporal Analog Spike: threshold-adaptive step-forward delta coding with ±1 spikes"
             }
+            Self::Current => "Each value is an input current every step (graded output; trained networks)",
         }
     }
 
@@ -56,6 +60,7 @@ impl Kind {
             Self::Rate => RateParams::from_params(params).map(drop),
             Self::Latency => LatencyParams::from_params(params).map(drop),
             Self::Tas => TasParams::from_params(params).map(drop),
+            Self::Current => CurrentParams::from_params(params).map(drop),
         }
     }
 
@@ -75,6 +80,7 @@ impl Kind {
                 LatencyParams::from_params(params)?,
             )),
             Self::Tas => Box::new(TasEncoder::new(n, TasParams::from_params(params)?)),
+            Self::Current => Box::new(CurrentEncoder::new(n, &CurrentParams::from_params(params)?)),
         })
     }
 }
@@ -113,6 +119,11 @@ impl BuiltinEncoder {
     /// `TASEncoder`.
     pub fn tas() -> Self {
         Self::new(Kind::Tas)
+    }
+
+    /// `CurrentEncoder`.
+    pub fn current() -> Self {
+        Self::new(Kind::Current)
     }
 
     fn param_error(&self, e: ParamError) -> PluginError {
@@ -166,6 +177,7 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(BuiltinEncoder::rate()),
         Box::new(BuiltinEncoder::latency()),
         Box::new(BuiltinEncoder::tas()),
+        Box::new(BuiltinEncoder::current()),
     ]
 }
 
@@ -189,7 +201,7 @@ mod tests {
     fn names_and_output_sizes() {
         let plugins = builtin_plugins();
         let names: Vec<_> = plugins.iter().map(|p| p.metadata().name.as_str()).collect();
-        assert_eq!(names, ["RateEncoder", "LatencyEncoder", "TASEncoder"]);
+        assert_eq!(names, ["RateEncoder", "LatencyEncoder", "TASEncoder", "CurrentEncoder"]);
         let outputs: Vec<_> = plugins
             .iter()
             .map(|p| {

@@ -16,6 +16,7 @@ use evospike_compute::{spikes, Backend, DenseWeights, Projection, Target};
 use evospike_plugin_api::{LayerDef, LayerSpec, NeuronLayer, PluginError, Readout};
 
 use crate::model::Model;
+pub use crate::surrogate::engine::argmax;
 
 /// A model that cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +178,7 @@ impl InferenceNet {
     /// The predicted class of one sample.
     pub fn classify(&mut self, sample: &[f32]) -> Result<u32, InferError> {
         let scores = self.scores(sample)?;
-        Ok(crate::surrogate::engine::argmax(scores) as u32)
+        Ok(argmax(scores) as u32)
     }
 }
 
@@ -238,5 +239,16 @@ impl Evaluation {
             },
             confusion,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn the_first_of_equal_scores_wins() {
+        assert_eq!(argmax(&[0.5, 2.0, 2.0, -1.0]), 1);
+        assert_eq!(argmax(&[-3.0, -1.0]), 1);
     }
 }

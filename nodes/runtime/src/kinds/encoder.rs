@@ -4,6 +4,8 @@
 //! | param | default | meaning |
 //! |---|---|---|
 //! | `source` | `builtin:digits` | stimulus (see [`crate::stimulus`]) |
+//! | `holdout` | none | present only this held-out fraction of `source` (as `evospike train --holdout` splits it) |
+//! | `model` | none | a model directory: its encoder, parameters and window are used, and samples must fit its input |
 //! | `encoder` | `RateEncoder` | ENCODER plugin |
 //! | `encoder_params` | `{}` | the encoder's parameters |
 //! | `steps_per_sample` | 20 | presentation window |
@@ -17,7 +19,8 @@
 //! | `wait_label_subscribers_s` | 0 | also wait this long for a subscriber of the labels (a scoring readout) |
 //!
 //! Each labelled sample's label is published once, at the sample's first step, as
-//! an analog tensor of shape `[1]` (readouts use it to score themselves).
+//! an analog tensor of shape `[1]` (readouts use it to score themselves). An
+//! encoder of graded values (`CurrentEncoder`) publishes analog tensors.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -34,8 +37,22 @@ pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let source: String = node.param("source", "builtin:digits".to_string())?;
-    let encoder_name: String = node.param("encoder", "RateEncoder".to_string())?;
-    let steps_per_sample: u32 = node.param("steps_per_sample", 20)?;
+    let holdout: Option<f64> = node.param("holdout", None)?;
+    let model = super::model::load(&node)?;
+    let (encoder_name, encoder_params, steps_per_sample) = match &model {
+        Some(model) => {
+            for key in ["encoder", "encoder_params", "steps_per_sample"] {
+                super::model::refuse_with_model(&node, key)?;
+            }
+            let net = &model.manifest.network;
+            (net.encoder.plugin.clone(), net.encoder.params.clone(), net.steps_per_sample)
+        }
+        None => (
+            node.param("encoder", "RateEncoder".to_string())?,
+            node.param("encoder_params", serde_json::Map::new())?,
+            node.param("steps_per_sample", 20)?,
+        ),
+    };
     let dt_ms: f32 = node.param("dt_ms", 1.0)?;
     let seed: u64 = node.param("seed", 0)?;
     let max_steps: Option<u64> = node.param("max_steps", None)?;
@@ -49,15 +66,24 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         });
     }
 
-    let samples = stimulus::load(&source, seed)?;
+    let samples = stimulus::load(&source, seed, holdout)?;
     let num_inputs = samples.first().map_or(0, |s| s.values.len());
+    if let Some(model) = &model {
+        let wanted = model.manifest.network.input_size;
+        if num_inputs != wanted {
+            return Err(NodeError::Param {
+                name: "source".into(),
+                reason: format!("{source} has samples of {num_inputs} values; the model takes {wanted}"),
+            });
+        }
+    }
     let mut manager = plugins::manager(&node)?;
     plugins::activate(&mut manager, PluginType::Encoder, &encoder_name)?;
     let spec = EncoderSpec {
         num_inputs,
         num_steps: steps_per_sample,
         dt_ms,
-        params: node.param("encoder_params", serde_json::Map::new())?,
+        params: encoder_params,
         seed,
     };
     let mut encoder = manager
@@ -77,7 +103,14 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let mut label = SpikeTensor::builder(node.name())
         .shape([1])
         .analog(vec![0.0])?;
-    let mut tensor = SpikeTensor::zeros(node.name(), &[encoder.num_outputs() as u32])?;
+    let outputs = encoder.num_outputs();
+    let mut tensor = if encoder.analog() {
+        SpikeTensor::builder(node.name())
+            .shape([outputs as u32])
+            .analog(vec![0.0; outputs])?
+    } else {
+        SpikeTensor::zeros(node.name(), &[outputs as u32])?
+    };
     tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
         return Ok(());
@@ -117,12 +150,18 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                     () = node.stopped() => break 'run,
                 }
             }
-            let SpikeBody::Bitset(words) = &mut tensor.body else {
-                unreachable!("SpikeTensor::zeros makes a bitset")
+            let active = match &mut tensor.body {
+                SpikeBody::Analog(values) => {
+                    encoder.encode_step_analog(t, values);
+                    values.iter().filter(|&&v| v != 0.0).count() as u64
+                }
+                SpikeBody::Bitset(words) => {
+                    words.fill(0);
+                    encoder.encode_step(t, words);
+                    words.iter().map(|w| w.count_ones() as u64).sum::<u64>()
+                }
+                _ => unreachable!("built as a bitset or analog tensor"),
             };
-            words.fill(0);
-            encoder.encode_step(t, words);
-            let active = words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
             tensor.header.step = step;
             publisher.publish(&mut tensor)?;
             node.metrics().steps.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,9 @@
 //! | `neuron` | `LIFNeuron` | NEURON plugin |
 //! | `neuron_params` | `{}` | model parameters (`tau_ms`, `v_threshold`, …) |
 //! | `inputs` | required | list of `{topic, p, weight, target, delay, seed}` |
+//! | `model`, `layer` | none | run layer `layer` of a trained model: its neurons, size and weights (one input) |
+//! | `reset_every` | 0 | reset the neurons every this many steps (a model's samples: its window) |
+//! | `publish` | `spikes` | or `membrane`: publish `state("v")` as an analog tensor (a model's readout layer) |
 //! | `plasticity` | `[]` | list of `{plugin, input, params}` (input: index into `inputs`) |
 //! | `dt_ms` | 1.0 | time step |
 //! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
@@ -19,7 +22,9 @@
 //!
 //! Each input's projection is built when its first tensor tells the input size:
 //! fixed-probability `p` connectivity (seeded), weights `weight`, `target`
-//! `excitatory` or `inhibitory`, `delay` in steps.
+//! `excitatory` or `inhibitory`, `delay` in steps. With a `model`, the projection
+//! holds the model's trained weights instead, and an input sending graded values
+//! (a `CurrentEncoder`, a membrane) drives it with those values.
 
 use std::sync::atomic::Ordering;
 
@@ -40,10 +45,10 @@ use crate::{plugins, NodeError};
 #[serde(deny_unknown_fields)]
 struct InputSpec {
     topic: String,
-    #[serde(default = "default_p")]
-    p: f64,
-    #[serde(default = "default_weight")]
-    weight: f32,
+    /// Connection probability (default 0.1).
+    p: Option<f64>,
+    /// Weight of every connection (default 1.0).
+    weight: Option<f32>,
     #[serde(default)]
     target: TargetSpec,
     #[serde(default)]
@@ -52,12 +57,20 @@ struct InputSpec {
     seed: u64,
 }
 
-fn default_p() -> f64 {
-    0.1
+impl InputSpec {
+    /// Whether connectivity parameters were given (a model's weights exclude them).
+    fn sets_connectivity(&self) -> bool {
+        self.p.is_some() || self.weight.is_some() || self.seed != 0 || self.delay != 0
+    }
 }
 
-fn default_weight() -> f32 {
-    1.0
+/// What the layer publishes each step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Publish {
+    #[default]
+    Spikes,
+    Membrane,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -96,8 +109,9 @@ impl Wired {
                 name: format!("inputs[{}]", self.spec.topic),
                 reason: err.to_string(),
             };
-            let weights = FixedProbability::new(self.spec.p, self.spec.seed)
-                .and_then(|c| c.connect(pre, post, WeightInit::Constant(self.spec.weight)))
+            let (p, weight) = (self.spec.p.unwrap_or(0.1), self.spec.weight.unwrap_or(1.0));
+            let weights = FixedProbability::new(p, self.spec.seed)
+                .and_then(|c| c.connect(pre, post, WeightInit::Constant(weight)))
                 .map_err(|err| param_error(&err))?;
             let target = match self.spec.target {
                 TargetSpec::Excitatory => Target::Excitatory,
@@ -115,10 +129,84 @@ impl Wired {
     }
 }
 
+/// The layer of a model this node runs: its neurons and its input projection.
+struct FromModel {
+    size: usize,
+    neuron: String,
+    neuron_params: serde_json::Map<String, serde_json::Value>,
+    projection: Projection,
+    steps_per_sample: u64,
+    membrane_out: bool,
+}
+
+fn from_model(node: &Node) -> Result<Option<FromModel>, NodeError> {
+    let Some(model) = super::model::load(node)? else {
+        return Ok(None);
+    };
+    for key in ["size", "neuron", "neuron_params"] {
+        super::model::refuse_with_model(node, key)?;
+    }
+    let name: String = node.required_param("layer")?;
+    let net = &model.manifest.network;
+    let Some(index) = net.layers.iter().position(|l| l.name == name) else {
+        return Err(NodeError::Param {
+            name: "layer".into(),
+            reason: format!(
+                "the model has no layer `{name}` (it has: {})",
+                net.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    };
+    let def = &net.layers[index];
+    let projection = evospike_learning::infer::layer_projection(&model, &name).map_err(|e| {
+        NodeError::Param {
+            name: "model".into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Some(FromModel {
+        size: def.size,
+        neuron: def.neuron.clone(),
+        neuron_params: def.params.clone(),
+        projection,
+        steps_per_sample: u64::from(net.steps_per_sample),
+        membrane_out: index + 1 == net.layers.len()
+            && net.readout == evospike_plugin_api::Readout::Membrane,
+    }))
+}
+
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
-    let size: usize = node.required_param("size")?;
-    let neuron: String = node.param("neuron", "LIFNeuron".to_string())?;
+    let mut model = from_model(&node)?;
+    if model.is_none() && node.params().contains_key("layer") {
+        return Err(NodeError::Param {
+            name: "layer".into(),
+            reason: "names a layer of a model; give `model` too".into(),
+        });
+    }
+    let size: usize = match &model {
+        Some(m) => m.size,
+        None => node.required_param("size")?,
+    };
+    let neuron: String = match &model {
+        Some(m) => m.neuron.clone(),
+        None => node.param("neuron", "LIFNeuron".to_string())?,
+    };
     let specs: Vec<InputSpec> = node.required_param("inputs")?;
+    let reset_every: u64 = node.param("reset_every", model.as_ref().map_or(0, |m| m.steps_per_sample))?;
+    let publish: Publish = node.param(
+        "publish",
+        if model.as_ref().is_some_and(|m| m.membrane_out) {
+            Publish::Membrane
+        } else {
+            Publish::Spikes
+        },
+    )?;
+    if model.is_some() && (specs.len() != 1 || specs.iter().any(InputSpec::sets_connectivity)) {
+        return Err(NodeError::Param {
+            name: "inputs".into(),
+            reason: "a model layer takes exactly one input, `{topic}`, and its weights from the model".into(),
+        });
+    }
     let rules: Vec<RuleParam> = node.param("plasticity", Vec::new())?;
     let dt_ms: f32 = node.param("dt_ms", 1.0)?;
     let max_steps: Option<u64> = node.param("max_steps", None)?;
@@ -148,7 +236,10 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let layer_spec = LayerSpec {
         num_neurons: size,
         dt_ms,
-        params: node.param("neuron_params", Default::default())?,
+        params: match &model {
+            Some(m) => m.neuron_params.clone(),
+            None => node.param("neuron_params", Default::default())?,
+        },
         seed: 0,
     };
     let mut layer = manager
@@ -161,7 +252,13 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         wired.push(Wired {
             input: StepInput::new(&node, &spec.topic)?,
             spec,
-            projection: None,
+            projection: model.take().map(|m| m.projection),
+        });
+    }
+    if publish == Publish::Membrane && layer.state("v").is_none() {
+        return Err(NodeError::Param {
+            name: "publish".into(),
+            reason: format!("{neuron} has no membrane state `v` to publish"),
         });
     }
     let mut publisher = node.spike_publisher(&output)?;
@@ -186,7 +283,13 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     }
 
     let mut current = vec![0.0f32; size];
-    let mut out = SpikeTensor::zeros(node.name(), &[size as u32])?;
+    let mut spikes_out = vec![0u64; evospike_compute::spikes::spike_words_len(size)];
+    let mut out = match publish {
+        Publish::Spikes => SpikeTensor::zeros(node.name(), &[size as u32])?,
+        Publish::Membrane => SpikeTensor::builder(node.name())
+            .shape([size as u32])
+            .analog(vec![0.0; size])?,
+    };
     let mut deliveries: Vec<Option<Delivery>> = (0..wired.len()).map(|_| None).collect();
     let mut t = start;
     while max_steps.is_none_or(|max| t < max) {
@@ -196,8 +299,14 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                 None => return finish(&node, &mut manager, &output, start, t).await,
             }
         }
-        let SpikeBody::Bitset(out_words) = &mut out.body else {
-            unreachable!("zeros makes a bitset")
+        if reset_every > 0 && t % reset_every == 0 {
+            // A new sample: start from rest, as the trainer and `evospike eval` do.
+            layer.reset();
+            wired.iter_mut().filter_map(|w| w.projection.as_mut()).for_each(Projection::reset);
+        }
+        let out_words: &mut [u64] = match &mut out.body {
+            SpikeBody::Bitset(words) => words,
+            _ => &mut spikes_out,
         };
         step_layer(
             backend.as_ref(),
@@ -209,6 +318,9 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
             out_words,
         )?;
         let active = out_words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
+        if let (SpikeBody::Analog(values), Some(v)) = (&mut out.body, layer.state("v")) {
+            values.copy_from_slice(v);
+        }
         out.header.step = t;
         publisher.publish(&mut out)?;
         deliveries.iter_mut().for_each(|d| *d = None);
@@ -286,12 +398,14 @@ fn step_layer(
         let Wired {
             input, projection, ..
         } = w;
-        let words = input.words(delivery);
-        if let Some(projection) = projection.as_mut() {
-            projection
-                .step(backend, words, current)
-                .map_err(|err| NodeError::Config(err.to_string()))?;
-        }
+        let Some(projection) = projection.as_mut() else {
+            continue;
+        };
+        let stepped = match input.analog(delivery) {
+            Some(values) => projection.step_analog(backend, values, current),
+            None => projection.step(backend, input.words(delivery), current),
+        };
+        stepped.map_err(|err| NodeError::Config(format!("input {}: {err}", input.topic())))?;
     }
     layer.step(current, out_words);
     for (index, rule) in rules.iter_mut() {

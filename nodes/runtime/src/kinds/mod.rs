@@ -3,6 +3,7 @@
 
 pub(crate) mod encoder;
 pub(crate) mod layer;
+pub(crate) mod model;
 pub(crate) mod readout;
 
 use crate::node::Node;

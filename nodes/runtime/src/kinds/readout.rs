@@ -15,15 +15,23 @@
 //! neuron's response to that class and assigns every neuron to the class it
 //! responds to most on average — the label assignment of Diehl & Cook (2015).
 //!
+//! With a `model` (a trained model's directory), the readout is the model's: the
+//! input is its output layer, the score of class *c* is neuron *c*'s membrane
+//! summed over the window (an analog input) or its spike count, the largest wins
+//! (the first on ties), the window is the model's and the classes its classes — the
+//! same rule as `evospike eval`, so the pipeline predicts what eval predicts.
+//!
 //! | param | default | meaning |
 //! |---|---|---|
 //! | `input` | required | topic of the layer to read |
+//! | `model` | none | a trained model: its classes, window and readout rule (no assignment learning) |
 //! | `labels` | none | topic of the sample labels (e.g. `encoder/labels`) |
 //! | `classes` | 10 | number of classes |
 //! | `steps_per_sample` | 20 | window (the encoder's presentation length) |
 //! | `max_steps` | none | stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide) |
 //! | `output` | `<name>/scores` | topic |
 //! | `max_lag` | 1024 | steps the input may run ahead before its sender waits |
+//! | `wait_subscribers_s` | 0 | wait this long for a subscriber of the scores before starting |
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -155,11 +163,30 @@ impl Assignment {
     }
 }
 
+/// How window scores become a prediction.
+enum Rule {
+    /// Learned neuron-to-class assignment (untrained networks).
+    Assigned(Assignment),
+    /// A trained model's output: one neuron per class, summed values, argmax.
+    Model,
+}
+
 pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let input_topic: String = node.required_param("input")?;
     let labels_topic: Option<String> = node.param("labels", None)?;
-    let classes: usize = node.param("classes", 10)?;
-    let window: u64 = node.param("steps_per_sample", 20)?;
+    let model = super::model::load(&node)?;
+    if model.is_some() {
+        super::model::refuse_with_model(&node, "classes")?;
+        super::model::refuse_with_model(&node, "steps_per_sample")?;
+    }
+    let classes: usize = match &model {
+        Some(m) => m.manifest.network.classes.len(),
+        None => node.param("classes", 10)?,
+    };
+    let window: u64 = match &model {
+        Some(m) => u64::from(m.manifest.network.steps_per_sample),
+        None => node.param("steps_per_sample", 20)?,
+    };
     let max_steps: Option<u64> = node.param("max_steps", None)?;
     let output: String = node.param("output", format!("{}/scores", node.name()))?;
     if classes == 0 || window == 0 {
@@ -178,14 +205,28 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     };
     let mut publisher = node.spike_publisher(&output)?;
     tracing::info!(classes, window, topic = %publisher.key(), labels = ?labels_topic, "node {} (readout) ready", node.name());
+    let wait_s: f64 = node.param("wait_subscribers_s", 0.0)?;
+    if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
+        return Ok(());
+    }
     let Some(start) = input.peek_step(&node).await? else {
         return Ok(());
     };
     node.set_state(HealthState::Active);
 
     let neurons = input.len().unwrap_or(0);
-    let mut assignment = Assignment::new(neurons, classes);
+    let mut rule = match &model {
+        Some(_) if neurons != classes => {
+            return Err(NodeError::Param {
+                name: "input".into(),
+                reason: format!("{input_topic} has {neurons} neurons; the model has {classes} classes"),
+            })
+        }
+        Some(_) => Rule::Model,
+        None => Rule::Assigned(Assignment::new(neurons, classes)),
+    };
     let mut counts = vec![0u32; neurons];
+    let mut sums = vec![0.0f32; neurons];
     let mut scores = SpikeTensor::builder(node.name())
         .shape([classes as u32])
         .analog(vec![0.0; classes])?;
@@ -197,8 +238,18 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         };
         if let Delivery::Tensor(msg) = &delivery {
             let view = msg.view();
-            for i in view.active_indices() {
-                counts[i as usize] += 1;
+            match view.analog() {
+                Some(values) if values.len() == sums.len() => {
+                    for (s, &v) in sums.iter_mut().zip(values) {
+                        *s += v;
+                    }
+                }
+                _ => {
+                    for i in view.active_indices() {
+                        counts[i as usize] += 1;
+                        sums[i as usize] += 1.0;
+                    }
+                }
             }
             node.metrics()
                 .spikes
@@ -209,7 +260,13 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
             let SpikeBody::Analog(values) = &mut scores.body else {
                 unreachable!("built as analog")
             };
-            let prediction = assignment.score(&counts, values);
+            let prediction = match &rule {
+                Rule::Assigned(assignment) => assignment.score(&counts, values),
+                Rule::Model => {
+                    values.copy_from_slice(&sums);
+                    Some(evospike_learning::infer::argmax(values))
+                }
+            };
             let label = match labels.as_mut() {
                 Some(labels) => labels.at(t + 1 - window).await,
                 None => None,
@@ -219,13 +276,16 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                 correct += u64::from(prediction == Some(label as usize));
                 node.metrics()
                     .set_gauge("accuracy", correct as f64 / judged as f64);
-                assignment.learn(&counts, label as usize);
+                if let Rule::Assigned(assignment) = &mut rule {
+                    assignment.learn(&counts, label as usize);
+                }
             }
             let accuracy = (judged > 0).then(|| correct as f64 / judged as f64);
             tracing::info!(step = t, prediction = ?prediction, label = ?label, accuracy = ?accuracy, "prediction");
             scores.header.step = t;
             publisher.publish(&mut scores)?;
             counts.fill(0);
+            sums.fill(0.0);
         }
         t += 1;
     }
@@ -243,6 +303,8 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
 #[cfg(test)]
 mod tests {
     use super::Assignment;
+
+
 
     #[test]
     fn neurons_are_assigned_to_the_class_they_answer() {

@@ -243,8 +243,8 @@ pub(crate) fn cross_entropy(
     (loss, correct)
 }
 
-/// Index of the largest value; the first one on ties (as the readout node does).
-pub(crate) fn argmax(values: &[f32]) -> usize {
+/// Index of the largest value; the first one on ties (the rule of every readout).
+pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
         if v > values[best] {
