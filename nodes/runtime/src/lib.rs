@@ -42,7 +42,7 @@ use evospike_schemas::proto::HealthState;
 pub const DEFAULT_MAX_LAG: usize = 1024;
 
 /// The built-in node kinds.
-pub const KINDS: &[&str] = &["router", "encoder", "layer", "readout"];
+pub const KINDS: &[&str] = &["router", "encoder", "layer", "readout", "train"];
 
 /// Runs one node of built-in kind `kind` until it finishes or is stopped.
 pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
@@ -93,6 +93,7 @@ pub async fn run(kind: &str, args: NodeArgs) -> Result<(), NodeError> {
         "encoder" => kinds::encoder::run(node).await,
         "layer" => kinds::layer::run(node).await,
         "readout" => kinds::readout::run(node).await,
+        "train" => kinds::train::run(node).await,
         other => Err(NodeError::UnknownKind(other.to_string())),
     };
     if let Err(err) = &result {

@@ -5,6 +5,7 @@ pub(crate) mod encoder;
 pub(crate) mod layer;
 pub(crate) mod model;
 pub(crate) mod readout;
+pub(crate) mod train;
 
 use crate::node::Node;
 use crate::NodeError;
