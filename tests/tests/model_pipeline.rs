@@ -15,8 +15,15 @@ fn launch_file() -> PathBuf {
 }
 
 fn evospike(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(workspace_bin("evospike")).args(args).output().unwrap();
-    assert!(out.status.success(), "evospike {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(workspace_bin("evospike"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "evospike {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
 }
@@ -49,11 +56,32 @@ async fn a_trained_model_predicts_the_same_classes_as_a_pipeline_and_in_eval() {
     let model = dir.path().join("model");
     let model_arg = model.to_str().unwrap();
     let trained = evospike(&[
-        "train", "--data", "builtin:digits", "--holdout", "0.2", "--hidden", "64", "--epochs", "4", "--json",
-        "--out", model_arg,
+        "train",
+        "--data",
+        "builtin:digits",
+        "--holdout",
+        "0.2",
+        "--hidden",
+        "64",
+        "--epochs",
+        "4",
+        "--json",
+        "--out",
+        model_arg,
     ]);
-    assert!(trained["test_accuracy"].as_f64().unwrap() > 0.8, "{trained}");
-    let eval = evospike(&["eval", model_arg, "--data", "builtin:digits", "--holdout", "0.2", "--json"]);
+    assert!(
+        trained["test_accuracy"].as_f64().unwrap() > 0.8,
+        "{trained}"
+    );
+    let eval = evospike(&[
+        "eval",
+        model_arg,
+        "--data",
+        "builtin:digits",
+        "--holdout",
+        "0.2",
+        "--json",
+    ]);
     let expected: Vec<u64> = eval["predictions"]
         .as_array()
         .unwrap()
@@ -70,8 +98,20 @@ async fn a_trained_model_predicts_the_same_classes_as_a_pipeline_and_in_eval() {
         Command::new(workspace_bin("evospike"))
             .arg("launch")
             .arg(launch_file())
-            .args(["--arg", &format!("router={router}"), "--arg", &format!("model={model_arg}")])
-            .args(["--arg", "holdout=0.2", "--arg", &format!("steps={steps}"), "--arg", "wait_scores=30"])
+            .args([
+                "--arg",
+                &format!("router={router}"),
+                "--arg",
+                &format!("model={model_arg}"),
+            ])
+            .args([
+                "--arg",
+                "holdout=0.2",
+                "--arg",
+                &format!("steps={steps}"),
+                "--arg",
+                "wait_scores=30",
+            ])
             .arg("--log-dir")
             .arg(logs.path()),
     )
@@ -86,20 +126,35 @@ async fn a_trained_model_predicts_the_same_classes_as_a_pipeline_and_in_eval() {
             .unwrap();
         let view = msg.view();
         let step = view.header.step.to_native() as usize;
-        assert_eq!((step + 1) % steps_per_sample, 0, "scores come at the end of a window");
+        assert_eq!(
+            (step + 1) % steps_per_sample,
+            0,
+            "scores come at the end of a window"
+        );
         let sample = step / steps_per_sample;
         predicted[sample] = Some(argmax(view.analog().expect("scores are analog")) as u64);
     }
-    let predicted: Vec<u64> = predicted.into_iter().map(|p| p.expect("every window scored")).collect();
-    let differ: Vec<usize> = (0..expected.len()).filter(|&i| predicted[i] != expected[i]).collect();
-    assert!(differ.is_empty(), "samples whose pipeline and eval predictions differ: {differ:?}");
+    let predicted: Vec<u64> = predicted
+        .into_iter()
+        .map(|p| p.expect("every window scored"))
+        .collect();
+    let differ: Vec<usize> = (0..expected.len())
+        .filter(|&i| predicted[i] != expected[i])
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "samples whose pipeline and eval predictions differ: {differ:?}"
+    );
 
-    let status = launcher.wait_exit(Duration::from_secs(60)).expect("the launch ends with the readout");
+    let status = launcher
+        .wait_exit(Duration::from_secs(60))
+        .expect("the launch ends with the readout");
     assert!(status.success(), "{:?}", launcher.output());
     let readout_log = std::fs::read_to_string(logs.path().join("readout.log")).unwrap_or_default();
     let accuracy = eval["accuracy"].as_f64().unwrap();
     assert!(
-        readout_log.contains("readout accuracy") && readout_log.contains(&format!("accuracy={accuracy}")),
+        readout_log.contains("readout accuracy")
+            && readout_log.contains(&format!("accuracy={accuracy}")),
         "the readout reports eval's accuracy {accuracy}: {readout_log}"
     );
 }

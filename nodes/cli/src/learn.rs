@@ -191,7 +191,9 @@ fn split(args: &TrainArgs) -> anyhow::Result<(Data, Option<Data>)> {
     match args.holdout {
         None => Ok((all, None)),
         Some(f) => {
-            let (train, test) = all.holdout(f).map_err(|e| anyhow::anyhow!("--holdout: {e}"))?;
+            let (train, test) = all
+                .holdout(f)
+                .map_err(|e| anyhow::anyhow!("--holdout: {e}"))?;
             Ok((train, Some(test)))
         }
     }
@@ -218,7 +220,10 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| args.resume.clone())
         .context("--out is required")?;
-    let classes = train.num_classes().max(test.as_ref().map_or(0, Data::num_classes)).max(2);
+    let classes = train
+        .num_classes()
+        .max(test.as_ref().map_or(0, Data::num_classes))
+        .max(2);
     let run = json!({
         "data_digest": train.digest(),
         "test_digest": test.as_ref().map(Data::digest),
@@ -249,7 +254,11 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             if checkpoint.learner != args.learner {
-                bail!("the checkpoint is of learner {}, not {}", checkpoint.learner, args.learner);
+                bail!(
+                    "the checkpoint is of learner {}, not {}",
+                    checkpoint.learner,
+                    args.learner
+                );
             }
             (checkpoint.spec.clone(), Some(checkpoint))
         }
@@ -269,9 +278,13 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .registry()
         .learning(&args.learner)
         .with_context(|| format!("`{}` is not a LEARNING plugin", args.learner))?;
-    let mut learner = plugin.create_learner(&spec).context("cannot build the learner")?;
+    let mut learner = plugin
+        .create_learner(&spec)
+        .context("cannot build the learner")?;
     if let Some(c) = &checkpoint {
-        learner.restore(c).context("cannot restore the checkpoint")?;
+        learner
+            .restore(c)
+            .context("cannot restore the checkpoint")?;
     }
     let epochs = learner
         .hyperparameters()
@@ -280,7 +293,8 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .and_then(|e| u32::try_from(e).ok())
         .context("the learner reports no `epochs`")?;
     let ckpt_dir = out.join(CHECKPOINT_DIR);
-    std::fs::create_dir_all(&ckpt_dir).with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
+    std::fs::create_dir_all(&ckpt_dir)
+        .with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
     model::write_atomic(&ckpt_dir.join(RUN_FILE), run.to_string().as_bytes())?;
 
     let cancel = cancel_on_ctrl_c()?;
@@ -297,7 +311,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             train.len(),
             train.num_inputs(),
             classes,
-            test.as_ref().map(|t| format!(", testing on {}", t.len())).unwrap_or_default(),
+            test.as_ref()
+                .map(|t| format!(", testing on {}", t.len()))
+                .unwrap_or_default(),
             epochs,
             start_epoch + 1
         );
@@ -340,7 +356,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                     s.epochs,
                     s.loss,
                     100.0 * s.train_accuracy,
-                    s.test_accuracy.map(|a| format!("  test {:.2}%", 100.0 * a)).unwrap_or_default(),
+                    s.test_accuracy
+                        .map(|a| format!("  test {:.2}%", 100.0 * a))
+                        .unwrap_or_default(),
                     s.samples_per_s,
                     s.seconds
                 )),
@@ -379,18 +397,31 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let mut model = fit::model_of(learner.as_ref(), provenance, metrics);
     if let Some(test) = &test {
         let e = evaluate(&mut manager, &model, test)?;
-        model.manifest.metrics.insert("test_accuracy".into(), e.accuracy);
-        model.manifest.metrics.insert("test_samples".into(), e.samples as f64);
+        model
+            .manifest
+            .metrics
+            .insert("test_accuracy".into(), e.accuracy);
+        model
+            .manifest
+            .metrics
+            .insert("test_samples".into(), e.samples as f64);
     }
-    model.save(&out).with_context(|| format!("cannot write the model to {}", out.display()))?;
+    model
+        .save(&out)
+        .with_context(|| format!("cannot write the model to {}", out.display()))?;
     let test_accuracy = model.manifest.metrics.get("test_accuracy").copied();
     if args.json {
-        println!("{}", json!({ "model": out, "test_accuracy": test_accuracy, "train_seconds": train_seconds }));
+        println!(
+            "{}",
+            json!({ "model": out, "test_accuracy": test_accuracy, "train_seconds": train_seconds })
+        );
     } else {
         eprintln!(
             "model written to {}{} in {:.1} s",
             out.display(),
-            test_accuracy.map(|a| format!(" (test accuracy {:.2}%)", 100.0 * a)).unwrap_or_default(),
+            test_accuracy
+                .map(|a| format!(" (test accuracy {:.2}%)", 100.0 * a))
+                .unwrap_or_default(),
             train_seconds
         );
     }
@@ -401,7 +432,11 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 fn evaluate(manager: &mut PluginManager, model: &Model, data: &Data) -> anyhow::Result<Evaluation> {
     let predicted = predict(manager, model, data)?;
     let classes = model.manifest.network.classes.len();
-    Ok(Evaluation::new(&predicted, data.labels().unwrap_or_default(), classes))
+    Ok(Evaluation::new(
+        &predicted,
+        data.labels().unwrap_or_default(),
+        classes,
+    ))
 }
 
 fn predict(manager: &mut PluginManager, model: &Model, data: &Data) -> anyhow::Result<Vec<u32>> {
@@ -442,7 +477,10 @@ fn predict(manager: &mut PluginManager, model: &Model, data: &Data) -> anyhow::R
             .collect();
         let mut all = Vec::with_capacity(data.len());
         for w in workers {
-            all.extend(w.join().map_err(|_| anyhow::anyhow!("an evaluation thread panicked"))??);
+            all.extend(
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("an evaluation thread panicked"))??,
+            );
         }
         Ok(all)
     })
@@ -452,7 +490,10 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let model = Model::load(&args.model).context("cannot load the model")?;
     let mut data = load_data(&args.data, args.labels.as_deref())?;
     if let Some(f) = args.holdout {
-        data = data.holdout(f).map_err(|e| anyhow::anyhow!("--holdout: {e}"))?.1;
+        data = data
+            .holdout(f)
+            .map_err(|e| anyhow::anyhow!("--holdout: {e}"))?
+            .1;
     }
     let mut manager = manager(&args.plugin_dirs)?;
     let started = Instant::now();
@@ -479,9 +520,13 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         e.samples as f64 / seconds.max(1e-9)
     );
     println!("confusion (rows: true class, columns: predicted)");
-    let width = e.confusion.iter().flatten().max().map_or(1, |m| m.to_string().len()).max(
-        classes.iter().map(String::len).max().unwrap_or(1),
-    );
+    let width = e
+        .confusion
+        .iter()
+        .flatten()
+        .max()
+        .map_or(1, |m| m.to_string().len())
+        .max(classes.iter().map(String::len).max().unwrap_or(1));
     print!("{:>w$} ", "", w = width);
     for c in classes {
         print!(" {c:>width$}");

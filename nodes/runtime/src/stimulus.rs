@@ -38,7 +38,9 @@ pub fn load(source: &str, seed: u64, holdout: Option<f64>) -> Result<Vec<Sample>
     };
     if source == "generator:bars" {
         if holdout.is_some() {
-            return Err(io("holdout applies to data files, not to generated bars".into()));
+            return Err(io(
+                "holdout applies to data files, not to generated bars".into()
+            ));
         }
         return Ok(bars(200, seed));
     }

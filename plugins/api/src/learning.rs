@@ -156,7 +156,11 @@ impl<'a> Dataset<'a> {
             if labels.len() != len {
                 return Err(format!("{} labels for {len} samples", labels.len()));
             }
-            if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= num_classes) {
+            if let Some((i, l)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l as usize >= num_classes)
+            {
                 return Err(format!(
                     "sample {i} has label {l}, but there are {num_classes} classes"
                 ));
@@ -380,7 +384,10 @@ mod tests {
         assert_eq!(spec().layer_shapes().collect::<Vec<_>>(), [(4, 3), (3, 2)]);
         let mut bad = spec();
         bad.classes.pop();
-        assert!(bad.validate().unwrap_err().contains("2 neurons but there are 1 classes"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("2 neurons but there are 1 classes"));
         let mut bad = spec();
         bad.layers[1].name = "hidden".into();
         assert!(bad.validate().unwrap_err().contains("two layers are named"));

@@ -74,11 +74,11 @@ pub use family::{
     spike_words_len, Encoder, EncoderPlugin, EncoderSpec, LayerSpec, NeuronLayer, NeuronPlugin,
     Params, PlasticityPlugin, PlasticityRule, RuleSpec, SpikeWords, WeightsMut,
 };
+pub use hooks::{HookData, HookHandler, HookKind, HookRegistrar};
 pub use learning::{
     Checkpoint, Control, Dataset, EncoderDef, EpochReport, LayerDef, Learner, LearnerSpec,
     LearningPlugin, NetworkSpec, Progress, Readout, Tensor,
 };
-pub use hooks::{HookData, HookHandler, HookKind, HookRegistrar};
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};
 pub use metadata::{Dependency, PluginMetadata, PluginType, Priority, UnknownPluginType};
 pub use semver;

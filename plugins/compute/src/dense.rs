@@ -306,7 +306,12 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Elements per parallel task of an element-wise step.
 const ELEMENT_CHUNK: usize = 1 << 13;
 
-fn same_lengths(what: &'static str, expected: usize, lengths: &[usize]) -> Result<(), ShapeError> {
+/// Checks that every buffer of an element-wise step has the same length.
+pub(crate) fn same_lengths(
+    what: &'static str,
+    expected: usize,
+    lengths: &[usize],
+) -> Result<(), ShapeError> {
     match lengths.iter().find(|&&l| l != expected) {
         Some(&got) => Err(ShapeError::Length {
             what,
@@ -396,7 +401,16 @@ mod tests {
     use super::*;
     use crate::{Backend, CpuBackend};
 
-    fn naive(a: &[f32], ar: usize, ac: usize, ta: Op, b: &[f32], br: usize, bc: usize, tb: Op) -> Vec<f32> {
+    fn naive(
+        a: &[f32],
+        ar: usize,
+        ac: usize,
+        ta: Op,
+        b: &[f32],
+        br: usize,
+        bc: usize,
+        tb: Op,
+    ) -> Vec<f32> {
         let at = |i: usize, j: usize| match ta {
             Op::N => a[i * ac + j],
             Op::T => a[j * ac + i],
@@ -418,7 +432,11 @@ mod tests {
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
-            .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 1000) as f32
+                    / 500.0
+                    - 1.0
+            })
             .collect()
     }
 
@@ -427,7 +445,12 @@ mod tests {
         let (m, k, n) = (130, 77, 45);
         let parallel = CpuBackend::with_threads(2).unwrap();
         for backend in [CpuBackend::single_threaded(), parallel] {
-            for (ta, tb) in [(Op::N, Op::N), (Op::T, Op::N), (Op::N, Op::T), (Op::T, Op::T)] {
+            for (ta, tb) in [
+                (Op::N, Op::N),
+                (Op::T, Op::N),
+                (Op::N, Op::T),
+                (Op::T, Op::T),
+            ] {
                 let (ar, ac) = if ta == Op::N { (m, k) } else { (k, m) };
                 let (br, bc) = if tb == Op::N { (k, n) } else { (n, k) };
                 let a = values(ar * ac, 1);
@@ -473,7 +496,10 @@ mod tests {
                 c: MatMut::new(&mut c, 2, 2).unwrap(),
             })
             .unwrap_err();
-        assert!(err.to_string().contains("op(A) is 2x3 but op(B) is 2x3"), "{err}");
+        assert!(
+            err.to_string().contains("op(A) is 2x3 but op(B) is 2x3"),
+            "{err}"
+        );
         assert!(MatRef::new(&a, 4, 2).is_err());
     }
 
@@ -516,14 +542,23 @@ mod tests {
         // Neuron 0: 2·1/(1+0.6)² + 1; neuron 1 fired, so the carry is cut: 2·1/(1+0.1)².
         let want0 = 2.0 / (1.6f32 * 1.6) + 1.0;
         let want1 = 2.0 / (1.1f32 * 1.1);
-        assert!((gi[0] - want0).abs() < 1e-6 && (gi[1] - want1).abs() < 1e-6, "{gi:?}");
+        assert!(
+            (gi[0] - want0).abs() < 1e-6 && (gi[1] - want1).abs() < 1e-6,
+            "{gi:?}"
+        );
         assert!((carry[0] - 0.5 * want0).abs() < 1e-6, "{carry:?}");
     }
 
     #[test]
     fn surrogates_peak_at_the_threshold() {
-        for s in [Surrogate::FastSigmoid { slope: 25.0 }, Surrogate::Arctan { alpha: 2.0 }] {
-            assert!(s.grad(0.0) > s.grad(0.1) && s.grad(0.1) > s.grad(1.0), "{s:?}");
+        for s in [
+            Surrogate::FastSigmoid { slope: 25.0 },
+            Surrogate::Arctan { alpha: 2.0 },
+        ] {
+            assert!(
+                s.grad(0.0) > s.grad(0.1) && s.grad(0.1) > s.grad(1.0),
+                "{s:?}"
+            );
             assert_eq!(s.grad(0.3), s.grad(-0.3));
         }
     }

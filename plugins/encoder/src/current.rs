@@ -24,7 +24,10 @@ impl CurrentParams {
         };
         r.finish()?;
         if !p.gain.is_finite() {
-            return Err(ParamError::new("gain", format!("must be finite, got {}", p.gain)));
+            return Err(ParamError::new(
+                "gain",
+                format!("must be finite, got {}", p.gain),
+            ));
         }
         Ok(p)
     }
@@ -87,6 +90,9 @@ mod tests {
             assert_eq!(out, [0.0, 0.5, 2.0]);
         }
         assert!(e.analog());
-        assert!(CurrentParams::from_params(&serde_json::from_str(r#"{"gain": 1, "x": 0}"#).unwrap()).is_err());
+        assert!(CurrentParams::from_params(
+            &serde_json::from_str(r#"{"gain": 1, "x": 0}"#).unwrap()
+        )
+        .is_err());
     }
 }

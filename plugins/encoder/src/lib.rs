@@ -45,8 +45,8 @@ mod plugins;
 pub mod rate;
 pub mod tas;
 
-pub use evospike_plugin_api::{Encoder, EncoderPlugin};
 pub use current::{CurrentEncoder, CurrentParams};
+pub use evospike_plugin_api::{Encoder, EncoderPlugin};
 pub use latency::{LatencyEncoder, LatencyMode, LatencyParams};
 pub use plugins::{builtin_plugins, BuiltinEncoder};
 pub use rate::{RateEncoder, RateMode, RateParams};

@@ -51,7 +51,9 @@ impl Kind {
             Self::Tas => {
                 "Temporal Analog Spike: threshold-adaptive step-forward delta coding with ±1 spikes"
             }
-            Self::Current => "Each value is an input current every step (graded output; trained networks)",
+            Self::Current => {
+                "Each value is an input current every step (graded output; trained networks)"
+            }
         }
     }
 
@@ -201,7 +203,15 @@ mod tests {
     fn names_and_output_sizes() {
         let plugins = builtin_plugins();
         let names: Vec<_> = plugins.iter().map(|p| p.metadata().name.as_str()).collect();
-        assert_eq!(names, ["RateEncoder", "LatencyEncoder", "TASEncoder", "CurrentEncoder"]);
+        assert_eq!(
+            names,
+            [
+                "RateEncoder",
+                "LatencyEncoder",
+                "TASEncoder",
+                "CurrentEncoder"
+            ]
+        );
         let outputs: Vec<_> = plugins
             .iter()
             .map(|p| {

@@ -33,7 +33,10 @@ const STEPS: usize = 25;
 const BATCH: usize = 128;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn python() -> Result<PathBuf, String> {
@@ -48,8 +51,15 @@ fn python() -> Result<PathBuf, String> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ready {
-        eprintln!("installing snntorch and torch into {} (once)…", venv.display());
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
+        eprintln!(
+            "installing snntorch and torch into {} (once)…",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
             && Command::new(&py)
                 .args(["-m", "pip", "install", "-q", "snntorch==1.0.0", "torch"])
                 .status()
@@ -101,7 +111,9 @@ fn snntorch(py: &PathBuf, threads: usize, batches: usize, variant: &str) -> Resu
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     eprintln!("  {}", String::from_utf8_lossy(&out.stdout).trim());
-    v["samples_per_s"].as_f64().ok_or_else(|| "no samples_per_s".into())
+    v["samples_per_s"]
+        .as_f64()
+        .ok_or_else(|| "no samples_per_s".into())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -68,11 +68,18 @@ impl Data {
     ) -> Result<Self, String> {
         let num_inputs: usize = shape.iter().product();
         if num_inputs == 0 || inputs.len() % num_inputs != 0 {
-            return Err(format!("{} values do not make samples of shape {shape:?}", inputs.len()));
+            return Err(format!(
+                "{} values do not make samples of shape {shape:?}",
+                inputs.len()
+            ));
         }
         if let Some(l) = &labels {
             if l.len() != inputs.len() / num_inputs {
-                return Err(format!("{} labels for {} samples", l.len(), inputs.len() / num_inputs));
+                return Err(format!(
+                    "{} labels for {} samples",
+                    l.len(),
+                    inputs.len() / num_inputs
+                ));
             }
         }
         let mut hasher = Sha256::new();
@@ -155,7 +162,9 @@ impl Data {
     /// sorted or drifting in style splits fairly. Returns `(kept, held_out)`.
     pub fn holdout(&self, fraction: f64) -> Result<(Self, Self), String> {
         if !(fraction > 0.0 && fraction < 1.0) {
-            return Err(format!("the held-out fraction must be in (0, 1), got {fraction}"));
+            return Err(format!(
+                "the held-out fraction must be in (0, 1), got {fraction}"
+            ));
         }
         let held = |i: usize| ((i + 1) as f64 * fraction).floor() > (i as f64 * fraction).floor();
         let (test, train): (Vec<usize>, Vec<usize>) = (0..self.len()).partition(|&i| held(i));
@@ -186,7 +195,12 @@ impl Data {
 
     /// A borrowed view for learners, with `num_classes` classes.
     pub fn view(&self, num_classes: usize) -> Result<Dataset<'_>, String> {
-        Dataset::new(&self.inputs, self.num_inputs, self.labels.as_deref(), num_classes)
+        Dataset::new(
+            &self.inputs,
+            self.num_inputs,
+            self.labels.as_deref(),
+            num_classes,
+        )
     }
 }
 
@@ -237,11 +251,17 @@ pub fn load(path: &Path, labels: Option<&Path>) -> Result<Data, DataError> {
     let images = read(path)?;
     let (dims, pixels) = parse_idx(path, &images, 0x08)?;
     let [count, rows @ ..] = &dims[..] else {
-        return Err(format_error(path, None, "an IDX image file needs at least 2 dimensions".into()));
+        return Err(format_error(
+            path,
+            None,
+            "an IDX image file needs at least 2 dimensions".into(),
+        ));
     };
     let mut hasher = Sha256::new();
     hasher.update(&images);
-    let labels_path = labels.map(Path::to_path_buf).or_else(|| sibling_labels(path));
+    let labels_path = labels
+        .map(Path::to_path_buf)
+        .or_else(|| sibling_labels(path));
     let labels = match &labels_path {
         Some(lp) => {
             let bytes = read(lp)?;
@@ -251,14 +271,21 @@ pub fn load(path: &Path, labels: Option<&Path>) -> Result<Data, DataError> {
                 return Err(format_error(
                     lp,
                     None,
-                    format!("holds {ldims:?} labels but {} has {count} images", path.display()),
+                    format!(
+                        "holds {ldims:?} labels but {} has {count} images",
+                        path.display()
+                    ),
                 ));
             }
             Some(values.iter().map(|&b| u32::from(b)).collect())
         }
         None => None,
     };
-    let shape = if rows.is_empty() { vec![1] } else { rows.to_vec() };
+    let shape = if rows.is_empty() {
+        vec![1]
+    } else {
+        rows.to_vec()
+    };
     let num_inputs: usize = shape.iter().product();
     if num_inputs == 0 {
         return Err(format_error(path, None, "images have no pixels".into()));
@@ -309,7 +336,9 @@ fn gunzip(path: &Path, raw: &[u8]) -> Result<Vec<u8>, DataError> {
 /// `train-images-idx3-ubyte.gz` → `train-labels-idx1-ubyte.gz`, if it exists.
 fn sibling_labels(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?.to_str()?;
-    let labels = name.replace("images-idx3", "labels-idx1").replace("images.idx3", "labels.idx1");
+    let labels = name
+        .replace("images-idx3", "labels-idx1")
+        .replace("images.idx3", "labels.idx1");
     if labels == name {
         return None;
     }
@@ -319,7 +348,11 @@ fn sibling_labels(path: &Path) -> Option<PathBuf> {
 
 /// An IDX file: two zero bytes, the type byte, the dimension count, big-endian
 /// sizes, then the data. Only unsigned bytes (`type`) are read.
-fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ty: u8) -> Result<(Vec<usize>, &'a [u8]), DataError> {
+fn parse_idx<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    ty: u8,
+) -> Result<(Vec<usize>, &'a [u8]), DataError> {
     let bad = |reason: String| format_error(path, None, reason);
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(bad("is not an IDX file (no IDX magic number)".into()));
@@ -333,7 +366,9 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8], ty: u8) -> Result<(Vec<usize>, &'
     let ndims = usize::from(bytes[3]);
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(bad(format!("is cut off inside its header of {ndims} dimensions")));
+        return Err(bad(format!(
+            "is cut off inside its header of {ndims} dimensions"
+        )));
     }
     let dims: Vec<usize> = (0..ndims)
         .map(|i| {
@@ -393,7 +428,14 @@ fn parse_csv(path: &Path, text: &str, digest: String) -> Result<Data, DataError>
         }
         let label: u32 = label
             .parse()
-            .or_else(|_| label.parse::<f64>().ok().filter(|l| l.fract() == 0.0 && *l >= 0.0).map(|l| l as u32).ok_or(()))
+            .or_else(|_| {
+                label
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|l| l.fract() == 0.0 && *l >= 0.0)
+                    .map(|l| l as u32)
+                    .ok_or(())
+            })
             .map_err(|()| bad(format!("label `{label}` is not a class number (0, 1, …)")))?;
         labels.push(label);
     }
@@ -428,7 +470,11 @@ pub fn write_idx(data: &Data, images: &Path, labels: &Path) -> std::io::Result<(
     for &d in &data.shape {
         img.extend((d as u32).to_be_bytes());
     }
-    img.extend(data.inputs.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8));
+    img.extend(
+        data.inputs
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
+    );
     std::fs::write(images, img)?;
     let mut lab = vec![0, 0, 0x08, 1];
     lab.extend((data.len() as u32).to_be_bytes());
@@ -450,7 +496,8 @@ pub fn upsample(data: &Data, size: usize) -> Result<Data, String> {
             let (y0, ty) = (fy.floor() as usize, fy.fract());
             let y1 = (y0 + 1).min(h - 1);
             for x in 0..size {
-                let fx = ((x as f32 + 0.5) * w as f32 / size as f32 - 0.5).clamp(0.0, (w - 1) as f32);
+                let fx =
+                    ((x as f32 + 0.5) * w as f32 / size as f32 - 0.5).clamp(0.0, (w - 1) as f32);
                 let (x0, tx) = (fx.floor() as usize, fx.fract());
                 let x1 = (x0 + 1).min(w - 1);
                 let top = src[y0 * w + x0] * (1.0 - tx) + src[y0 * w + x1] * tx;
@@ -469,8 +516,16 @@ mod tests {
     #[test]
     fn idx_round_trips_and_finds_its_labels() {
         let dir = tempfile::tempdir().unwrap();
-        let data = Data::from_parts(vec![0.0, 1.0, 0.2, 0.4, 1.0, 0.0, 0.0, 0.6], vec![2, 2], Some(vec![3, 7])).unwrap();
-        let (img, lab) = (dir.path().join("t-images-idx3-ubyte"), dir.path().join("t-labels-idx1-ubyte"));
+        let data = Data::from_parts(
+            vec![0.0, 1.0, 0.2, 0.4, 1.0, 0.0, 0.0, 0.6],
+            vec![2, 2],
+            Some(vec![3, 7]),
+        )
+        .unwrap();
+        let (img, lab) = (
+            dir.path().join("t-images-idx3-ubyte"),
+            dir.path().join("t-labels-idx1-ubyte"),
+        );
         write_idx(&data, &img, &lab).unwrap();
         let back = load(&img, None).unwrap();
         assert_eq!(back.shape(), [2, 2]);
@@ -493,13 +548,26 @@ mod tests {
         let err = load(&csv, None).unwrap_err().to_string();
         assert!(err.ends_with("bad.csv:2: `x` is not a number"), "{err}");
         std::fs::write(&csv, "1,2,0\n1,1\n").unwrap();
-        assert!(load(&csv, None).unwrap_err().to_string().contains(":2: has 2 columns"));
+        assert!(load(&csv, None)
+            .unwrap_err()
+            .to_string()
+            .contains(":2: has 2 columns"));
         let idx = dir.path().join("cut-images-idx3-ubyte");
-        std::fs::write(&idx, [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2]).unwrap();
+        std::fs::write(
+            &idx,
+            [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2],
+        )
+        .unwrap();
         let err = load(&idx, None).unwrap_err().to_string();
-        assert!(err.contains("need 7056 bytes of data, the file has 2"), "{err}");
+        assert!(
+            err.contains("need 7056 bytes of data, the file has 2"),
+            "{err}"
+        );
         std::fs::write(&idx, b"hello").unwrap();
-        assert!(load(&idx, None).unwrap_err().to_string().contains("not an IDX file"));
+        assert!(load(&idx, None)
+            .unwrap_err()
+            .to_string()
+            .contains("not an IDX file"));
         let missing = load(Path::new("/nonexistent/x.csv"), None).unwrap_err();
         assert!(matches!(missing, DataError::Io { .. }));
     }
@@ -507,13 +575,21 @@ mod tests {
     #[test]
     fn the_bundled_digits_are_all_there() {
         let d = load(Path::new(BUILTIN_DIGITS), None).unwrap();
-        assert_eq!((d.len(), d.shape(), d.num_classes()), (1797, &[8, 8][..], 10));
+        assert_eq!(
+            (d.len(), d.shape(), d.num_classes()),
+            (1797, &[8, 8][..], 10)
+        );
         assert!(d.sample(0).iter().all(|&v| (0.0..=1.0).contains(&v)));
     }
 
     #[test]
     fn holdout_takes_every_fifth_sample() {
-        let data = Data::from_parts((0..10).map(|v| v as f32).collect(), vec![1], Some((0..10).collect())).unwrap();
+        let data = Data::from_parts(
+            (0..10).map(|v| v as f32).collect(),
+            vec![1],
+            Some((0..10).collect()),
+        )
+        .unwrap();
         let (train, test) = data.holdout(0.2).unwrap();
         assert_eq!(test.labels(), Some(&[4, 9][..]));
         assert_eq!(train.len(), 8);

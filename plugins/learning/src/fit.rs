@@ -93,7 +93,10 @@ pub fn fit(
             break;
         }
         let test_accuracy = match test {
-            Some(test) => Some(accuracy(&learner.predict(test)?, test.labels().unwrap_or_default())),
+            Some(test) => Some(accuracy(
+                &learner.predict(test)?,
+                test.labels().unwrap_or_default(),
+            )),
             None => None,
         };
         let summary = EpochSummary {

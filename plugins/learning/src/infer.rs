@@ -61,7 +61,10 @@ pub struct InferenceNet {
 impl std::fmt::Debug for InferenceNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InferenceNet")
-            .field("layers", &self.stages.iter().map(|s| &s.name).collect::<Vec<_>>())
+            .field(
+                "layers",
+                &self.stages.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
             .field("steps", &self.steps)
             .finish_non_exhaustive()
     }
@@ -69,15 +72,19 @@ impl std::fmt::Debug for InferenceNet {
 
 /// A layer's weights as a projection's `[pre, post]` dense matrix.
 pub fn layer_projection(model: &Model, layer: &str) -> Result<Projection, InferError> {
-    let t = model
-        .layer_weights(layer)
-        .ok_or_else(|| InferError::Shape(format!("the model has no weights for layer `{layer}`")))?;
+    let t = model.layer_weights(layer).ok_or_else(|| {
+        InferError::Shape(format!("the model has no weights for layer `{layer}`"))
+    })?;
     let [n_out, n_in] = t.shape[..] else {
-        return Err(InferError::Shape(format!("weights of `{layer}` are not a matrix")));
+        return Err(InferError::Shape(format!(
+            "weights of `{layer}` are not a matrix"
+        )));
     };
     let values = crate::surrogate::transpose(&t.data, n_out, n_in);
-    let dense = DenseWeights::new(n_in, n_out, values).map_err(|e| InferError::Shape(e.to_string()))?;
-    Projection::new(dense.into(), Target::Excitatory, 0).map_err(|e| InferError::Shape(e.to_string()))
+    let dense =
+        DenseWeights::new(n_in, n_out, values).map_err(|e| InferError::Shape(e.to_string()))?;
+    Projection::new(dense.into(), Target::Excitatory, 0)
+        .map_err(|e| InferError::Shape(e.to_string()))
 }
 
 /// The [`LayerSpec`] a layer node builds for layer `def` of a model.
@@ -101,10 +108,11 @@ impl InferenceNet {
         let net = &model.manifest.network;
         let mut stages = Vec::with_capacity(net.layers.len());
         for def in &net.layers {
-            let layer = make_layer(def, &layer_spec(model, def)).map_err(|source| InferError::Layer {
-                layer: def.name.clone(),
-                source,
-            })?;
+            let layer =
+                make_layer(def, &layer_spec(model, def)).map_err(|source| InferError::Layer {
+                    layer: def.name.clone(),
+                    source,
+                })?;
             if layer.len() != def.size {
                 return Err(InferError::Shape(format!(
                     "layer `{}` has {} neurons, the model says {}",
@@ -150,9 +158,11 @@ impl InferenceNet {
         // The input is constant over the presentation: its current is computed once
         // (the same call a layer node makes every step, so the same numbers).
         self.first_current.fill(0.0);
-        self.stages[0]
-            .projection
-            .step_analog(self.backend.as_ref(), sample, &mut self.first_current)?;
+        self.stages[0].projection.step_analog(
+            self.backend.as_ref(),
+            sample,
+            &mut self.first_current,
+        )?;
         let last = self.stages.len() - 1;
         for _ in 0..self.steps {
             for l in 0..self.stages.len() {
@@ -162,9 +172,11 @@ impl InferenceNet {
                     stage.current.copy_from_slice(&self.first_current);
                 } else {
                     stage.current.fill(0.0);
-                    stage
-                        .projection
-                        .step(self.backend.as_ref(), &below[l - 1].spikes, &mut stage.current)?;
+                    stage.projection.step(
+                        self.backend.as_ref(),
+                        &below[l - 1].spikes,
+                        &mut stage.current,
+                    )?;
                 }
                 stage.layer.step(&stage.current, &mut stage.spikes);
                 if l == last {
@@ -183,7 +195,12 @@ impl InferenceNet {
 }
 
 /// Adds one step of the output layer to the class scores.
-pub fn accumulate_scores(readout: Readout, layer: &dyn NeuronLayer, spikes_out: &[u64], scores: &mut [f32]) {
+pub fn accumulate_scores(
+    readout: Readout,
+    layer: &dyn NeuronLayer,
+    spikes_out: &[u64],
+    scores: &mut [f32],
+) {
     match readout {
         Readout::Membrane => {
             if let Some(v) = layer.state("v") {

@@ -158,18 +158,20 @@ impl Model {
     pub fn save(&mut self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
         let path = dir.join(WEIGHTS_FILE);
-        let bytes = tensors_to_safetensors(&self.weights).map_err(|reason| ModelError::Weights {
-            path: path.clone(),
-            reason,
-        })?;
+        let bytes =
+            tensors_to_safetensors(&self.weights).map_err(|reason| ModelError::Weights {
+                path: path.clone(),
+                reason,
+            })?;
         write_atomic(&path, &bytes)?;
         self.manifest.schema_version = SCHEMA_VERSION;
         self.manifest.files = BTreeMap::from([(WEIGHTS_FILE.to_owned(), sha256_hex(&bytes))]);
         let path = dir.join(MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(&self.manifest).map_err(|source| ModelError::Manifest {
-            path: path.clone(),
-            source,
-        })?;
+        let json =
+            serde_json::to_vec_pretty(&self.manifest).map_err(|source| ModelError::Manifest {
+                path: path.clone(),
+                source,
+            })?;
         write_atomic(&path, &json)
     }
 
@@ -182,10 +184,11 @@ impl Model {
         struct Version {
             schema_version: u32,
         }
-        let version: Version = serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
+        let version: Version =
+            serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
+                path: manifest_path.clone(),
+                source,
+            })?;
         if version.schema_version > SCHEMA_VERSION {
             return Err(ModelError::NewerSchema {
                 path: manifest_path,
@@ -193,14 +196,18 @@ impl Model {
                 supported: SCHEMA_VERSION,
             });
         }
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
-        manifest.network.validate().map_err(|reason| ModelError::Network {
-            path: manifest_path.clone(),
-            reason,
-        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
+                path: manifest_path.clone(),
+                source,
+            })?;
+        manifest
+            .network
+            .validate()
+            .map_err(|reason| ModelError::Network {
+                path: manifest_path.clone(),
+                reason,
+            })?;
         let weights_path = dir.join(WEIGHTS_FILE);
         let Some(expected) = manifest.files.get(WEIGHTS_FILE) else {
             return Err(ModelError::Network {
@@ -223,10 +230,18 @@ impl Model {
         };
         let tensors = safetensors_to_tensors(&bytes).map_err(weights_error)?;
         let mut weights = Vec::with_capacity(manifest.network.layers.len());
-        for (layer, (n_in, n_out)) in manifest.network.layers.iter().zip(manifest.network.layer_shapes()) {
+        for (layer, (n_in, n_out)) in manifest
+            .network
+            .layers
+            .iter()
+            .zip(manifest.network.layer_shapes())
+        {
             let name = weight_name(&layer.name);
             let Some(t) = tensors.iter().find(|t| t.name == name) else {
-                return Err(weights_error(format!("has no tensor `{name}` for layer `{}`", layer.name)));
+                return Err(weights_error(format!(
+                    "has no tensor `{name}` for layer `{}`",
+                    layer.name
+                )));
             };
             if t.shape != [n_out, n_in] {
                 return Err(weights_error(format!(
@@ -235,7 +250,9 @@ impl Model {
                 )));
             }
             if let Some(bad) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(weights_error(format!("tensor `{name}` holds a non-finite value at {bad}")));
+                return Err(weights_error(format!(
+                    "tensor `{name}` holds a non-finite value at {bad}"
+                )));
             }
             weights.push(t.clone());
         }
@@ -257,7 +274,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| io(dir, source))?;
     tmp.write_all(bytes).map_err(|source| io(path, source))?;
-    tmp.as_file().sync_all().map_err(|source| io(path, source))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|source| io(path, source))?;
     tmp.persist(path).map_err(|e| io(path, e.error))?;
     if let Ok(d) = std::fs::File::open(dir) {
         // Make the rename itself durable; not every filesystem supports it.
@@ -286,15 +305,21 @@ pub fn tensors_to_safetensors(tensors: &[Tensor]) -> Result<Vec<u8>, String> {
 
 /// Every tensor of a safetensors file; only f32 tensors are accepted.
 pub fn safetensors_to_tensors(bytes: &[u8]) -> Result<Vec<Tensor>, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
     names
         .into_iter()
         .map(|name| {
-            let view = st.tensor(&name).map_err(|e| format!("tensor `{name}`: {e}"))?;
+            let view = st
+                .tensor(&name)
+                .map_err(|e| format!("tensor `{name}`: {e}"))?;
             if view.dtype() != Dtype::F32 {
-                return Err(format!("tensor `{name}` is {:?}; only F32 is supported", view.dtype()));
+                return Err(format!(
+                    "tensor `{name}` is {:?}; only F32 is supported",
+                    view.dtype()
+                ));
             }
             let data = view
                 .data()
@@ -319,10 +344,11 @@ pub const CHECKPOINT_TENSORS: &str = "checkpoint.safetensors";
 pub fn save_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
     let tensors_path = dir.join(CHECKPOINT_TENSORS);
-    let bytes = tensors_to_safetensors(&checkpoint.tensors).map_err(|reason| ModelError::Weights {
-        path: tensors_path.clone(),
-        reason,
-    })?;
+    let bytes =
+        tensors_to_safetensors(&checkpoint.tensors).map_err(|reason| ModelError::Weights {
+            path: tensors_path.clone(),
+            reason,
+        })?;
     write_atomic(&tensors_path, &bytes)?;
     let meta = serde_json::json!({
         "learner": checkpoint.learner,

@@ -53,7 +53,10 @@ impl LeakyLayer {
     /// `num_neurons` integrators advancing in steps of `dt_ms`.
     pub fn new(num_neurons: usize, dt_ms: f32, params: &LeakyParams) -> Result<Self, ParamError> {
         if !(dt_ms > 0.0 && dt_ms.is_finite()) {
-            return Err(ParamError::new("dt_ms", format!("must be > 0, got {dt_ms}")));
+            return Err(ParamError::new(
+                "dt_ms",
+                format!("must be > 0, got {dt_ms}"),
+            ));
         }
         Ok(Self {
             decay: membrane_decay(dt_ms, params.tau_ms),

@@ -45,7 +45,11 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
                 super::model::refuse_with_model(&node, key)?;
             }
             let net = &model.manifest.network;
-            (net.encoder.plugin.clone(), net.encoder.params.clone(), net.steps_per_sample)
+            (
+                net.encoder.plugin.clone(),
+                net.encoder.params.clone(),
+                net.steps_per_sample,
+            )
         }
         None => (
             node.param("encoder", "RateEncoder".to_string())?,
@@ -73,7 +77,9 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         if num_inputs != wanted {
             return Err(NodeError::Param {
                 name: "source".into(),
-                reason: format!("{source} has samples of {num_inputs} values; the model takes {wanted}"),
+                reason: format!(
+                    "{source} has samples of {num_inputs} values; the model takes {wanted}"
+                ),
             });
         }
     }

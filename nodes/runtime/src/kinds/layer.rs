@@ -153,7 +153,11 @@ fn from_model(node: &Node) -> Result<Option<FromModel>, NodeError> {
             name: "layer".into(),
             reason: format!(
                 "the model has no layer `{name}` (it has: {})",
-                net.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                net.layers
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     };
@@ -192,7 +196,10 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         None => node.param("neuron", "LIFNeuron".to_string())?,
     };
     let specs: Vec<InputSpec> = node.required_param("inputs")?;
-    let reset_every: u64 = node.param("reset_every", model.as_ref().map_or(0, |m| m.steps_per_sample))?;
+    let reset_every: u64 = node.param(
+        "reset_every",
+        model.as_ref().map_or(0, |m| m.steps_per_sample),
+    )?;
     let publish: Publish = node.param(
         "publish",
         if model.as_ref().is_some_and(|m| m.membrane_out) {
@@ -204,7 +211,9 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     if model.is_some() && (specs.len() != 1 || specs.iter().any(InputSpec::sets_connectivity)) {
         return Err(NodeError::Param {
             name: "inputs".into(),
-            reason: "a model layer takes exactly one input, `{topic}`, and its weights from the model".into(),
+            reason:
+                "a model layer takes exactly one input, `{topic}`, and its weights from the model"
+                    .into(),
         });
     }
     let rules: Vec<RuleParam> = node.param("plasticity", Vec::new())?;
@@ -302,7 +311,10 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         if reset_every > 0 && t % reset_every == 0 {
             // A new sample: start from rest, as the trainer and `evospike eval` do.
             layer.reset();
-            wired.iter_mut().filter_map(|w| w.projection.as_mut()).for_each(Projection::reset);
+            wired
+                .iter_mut()
+                .filter_map(|w| w.projection.as_mut())
+                .for_each(Projection::reset);
         }
         let out_words: &mut [u64] = match &mut out.body {
             SpikeBody::Bitset(words) => words,

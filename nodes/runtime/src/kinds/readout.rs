@@ -219,7 +219,9 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         Some(_) if neurons != classes => {
             return Err(NodeError::Param {
                 name: "input".into(),
-                reason: format!("{input_topic} has {neurons} neurons; the model has {classes} classes"),
+                reason: format!(
+                    "{input_topic} has {neurons} neurons; the model has {classes} classes"
+                ),
             })
         }
         Some(_) => Rule::Model,
@@ -303,8 +305,6 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
 #[cfg(test)]
 mod tests {
     use super::Assignment;
-
-
 
     #[test]
     fn neurons_are_assigned_to_the_class_they_answer() {

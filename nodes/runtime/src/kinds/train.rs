@@ -41,7 +41,8 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     let holdout: Option<f64> = node.param("holdout", None)?;
     let out: PathBuf = node.required_param::<String>("out")?.into();
     let learner_name: String = node.param("learner", "SurrogateGradient".to_string())?;
-    let params: serde_json::Map<String, serde_json::Value> = node.param("learner_params", Default::default())?;
+    let params: serde_json::Map<String, serde_json::Value> =
+        node.param("learner_params", Default::default())?;
     let seed: u64 = node.param("seed", 0)?;
     let retrain: bool = node.param("retrain", false)?;
 
@@ -55,7 +56,8 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
             return Ok(());
         }
     }
-    let all = data::load(std::path::Path::new(&source), None).map_err(|e| param_error("data", e))?;
+    let all =
+        data::load(std::path::Path::new(&source), None).map_err(|e| param_error("data", e))?;
     let (train, test) = match holdout {
         Some(f) => {
             let (train, test) = all.holdout(f).map_err(|e| param_error("holdout", e))?;
@@ -63,7 +65,10 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
         }
         None => (all, None),
     };
-    let classes = train.num_classes().max(test.as_ref().map_or(0, data::Data::num_classes)).max(2);
+    let classes = train
+        .num_classes()
+        .max(test.as_ref().map_or(0, data::Data::num_classes))
+        .max(2);
     let spec = LearnerSpec {
         input_size: train.num_inputs(),
         input_shape: train.shape().to_vec(),
@@ -146,9 +151,7 @@ pub(crate) async fn run(node: Node) -> Result<(), NodeError> {
     };
     drop(test);
     let mut model = fit::model_of(learner.as_ref(), provenance, metrics);
-    model
-        .save(&out)
-        .map_err(|e| param_error("out", e))?;
+    model.save(&out).map_err(|e| param_error("out", e))?;
     tracing::info!(model = %out.display(), test_accuracy = ?model.manifest.metrics.get("test_accuracy"), "model written");
     manager.stop_all();
     Ok(())

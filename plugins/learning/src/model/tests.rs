@@ -20,7 +20,10 @@ fn model() -> Model {
                 },
                 dt_ms: 1.0,
                 steps_per_sample: 5,
-                layers: vec![layer("hidden", "LIFNeuron", 3), layer("output", "LeakyIntegrator", 2)],
+                layers: vec![
+                    layer("hidden", "LIFNeuron", 3),
+                    layer("output", "LeakyIntegrator", 2),
+                ],
                 classes: vec!["a".into(), "b".into()],
                 readout: Readout::Membrane,
             },
@@ -74,7 +77,11 @@ fn newer_schemas_unknown_fields_and_wrong_shapes_are_refused() {
     m.save(dir.path()).unwrap();
     let path = dir.path().join(MANIFEST_FILE);
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("\"schema_version\": 1", "\"schema_version\": 9")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("\"schema_version\": 1", "\"schema_version\": 9"),
+    )
+    .unwrap();
     let err = Model::load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("schema version 9 is newer"), "{err}");
     std::fs::write(&path, text.replace("\"metrics\"", "\"metricz\"")).unwrap();
@@ -86,7 +93,10 @@ fn newer_schemas_unknown_fields_and_wrong_shapes_are_refused() {
     wrong.save(dir.path()).unwrap();
     let err = Model::load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("needs [2, 3]"), "{err}");
-    assert!(matches!(Model::load(Path::new("/nonexistent")), Err(ModelError::Io { .. })));
+    assert!(matches!(
+        Model::load(Path::new("/nonexistent")),
+        Err(ModelError::Io { .. })
+    ));
 }
 
 #[test]
@@ -109,5 +119,8 @@ fn checkpoints_round_trip_and_check_their_digest() {
     save_checkpoint(dir.path(), &c).unwrap();
     assert_eq!(load_checkpoint(dir.path()).unwrap(), c);
     std::fs::write(dir.path().join(CHECKPOINT_TENSORS), b"junk").unwrap();
-    assert!(matches!(load_checkpoint(dir.path()), Err(ModelError::Digest { .. })));
+    assert!(matches!(
+        load_checkpoint(dir.path()),
+        Err(ModelError::Digest { .. })
+    ));
 }

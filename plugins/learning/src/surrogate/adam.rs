@@ -57,7 +57,10 @@ mod tests {
         let mut w = vec![1.0, 1.0];
         let mut mo = Moments::zeros(2);
         adam.update(1, 0.1, &mut w, &[3.0, -0.01], &mut mo);
-        assert!((w[0] - 0.9).abs() < 1e-5 && (w[1] - 1.1).abs() < 1e-4, "{w:?}");
+        assert!(
+            (w[0] - 0.9).abs() < 1e-5 && (w[1] - 1.1).abs() < 1e-4,
+            "{w:?}"
+        );
     }
 
     #[test]

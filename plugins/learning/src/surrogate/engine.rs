@@ -79,7 +79,14 @@ impl Workspace {
             .iter()
             .enumerate()
             .map(|(l, &n)| LayerBuf {
-                input: vec![0.0; if l == 0 { capacity * n } else { t * capacity * n }],
+                input: vec![
+                    0.0;
+                    if l == 0 {
+                        capacity * n
+                    } else {
+                        t * capacity * n
+                    }
+                ],
                 v: vec![0.0; capacity * n],
                 v_pre: vec![0.0; t * capacity * n],
                 spikes: vec![0.0; t * capacity * n],
@@ -202,7 +209,10 @@ pub(crate) fn forward(
             let logits = &mut ws.logits[..per_step];
             logits.fill(0.0);
             for t in 0..t_steps {
-                for (s, &k) in logits.iter_mut().zip(&buf.spikes[t * per_step..(t + 1) * per_step]) {
+                for (s, &k) in logits
+                    .iter_mut()
+                    .zip(&buf.spikes[t * per_step..(t + 1) * per_step])
+                {
                     *s += k;
                 }
             }
@@ -213,11 +223,7 @@ pub(crate) fn forward(
 
 /// Softmax cross-entropy of the scores against `labels`: writes ∂L/∂scores (mean
 /// over the batch) and returns `(summed loss, correct predictions)`.
-pub(crate) fn cross_entropy(
-    classes: usize,
-    labels: &[u32],
-    ws: &mut Workspace,
-) -> (f64, usize) {
+pub(crate) fn cross_entropy(classes: usize, labels: &[u32], ws: &mut Workspace) -> (f64, usize) {
     let b = labels.len();
     let inv_b = 1.0 / b as f32;
     let (mut loss, mut correct) = (0.0f64, 0usize);
@@ -323,7 +329,10 @@ pub(crate) fn backward(
             let g0 = &mut ws.grad_input0[..per_step];
             g0.copy_from_slice(&grad_input[..per_step]);
             for t in 1..t_steps {
-                for (g, &d) in g0.iter_mut().zip(&grad_input[t * per_step..(t + 1) * per_step]) {
+                for (g, &d) in g0
+                    .iter_mut()
+                    .zip(&grad_input[t * per_step..(t + 1) * per_step])
+                {
                     *g += d;
                 }
             }
@@ -349,7 +358,10 @@ pub(crate) fn backward(
                 (grad_input, (t_steps * b, n_out), Op::N),
                 (&weights[l], (n_in, n_out), Op::T),
                 0.0,
-                (&mut below.grad_spikes[..t_steps * b * n_in], (t_steps * b, n_in)),
+                (
+                    &mut below.grad_spikes[..t_steps * b * n_in],
+                    (t_steps * b, n_in),
+                ),
             )?;
         }
     }
@@ -379,7 +391,9 @@ mod tests {
         let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
             })
             .collect()
@@ -399,7 +413,10 @@ mod tests {
             let weights: Vec<Vec<f32>> = (0..s.layers())
                 .map(|l| pseudo(s.sizes[l] * s.sizes[l + 1], l as u64 + 1, 1.2))
                 .collect();
-            let x = pseudo(batch * 5, 99, 1.0).iter().map(|v| v.abs()).collect::<Vec<_>>();
+            let x = pseudo(batch * 5, 99, 1.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect::<Vec<_>>();
             let labels = [0u32, 1, 2, 1];
             let loss_at = |w: &[Vec<f32>]| {
                 let mut ws = Workspace::new(&s, batch);
@@ -472,7 +489,10 @@ mod tests {
                 logits[k] += u[k] / steps as f32;
             }
         }
-        assert!(spk.iter().flatten().any(|&v| v > 0.0), "the reference must spike");
+        assert!(
+            spk.iter().flatten().any(|&v| v > 0.0),
+            "the reference must spike"
+        );
         // Reference backward.
         let max = logits.iter().copied().fold(f32::MIN, f32::max);
         let z: f32 = logits.iter().map(|l| (l - max).exp()).sum();
@@ -514,6 +534,9 @@ mod tests {
                 assert!((a - b).abs() < 1e-5 + 1e-4 * b.abs(), "{a} vs {b}");
             }
         }
-        assert!(dw0.iter().any(|&g| g != 0.0), "the surrogate path must carry gradient");
+        assert!(
+            dw0.iter().any(|&g| g != 0.0),
+            "the surrogate path must carry gradient"
+        );
     }
 }

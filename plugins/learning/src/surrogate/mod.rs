@@ -147,9 +147,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), PluginError> {
-        let bad = |param: &str, reason: String| Err(PluginError::invalid_parameter(NAME, param, reason));
+        let bad =
+            |param: &str, reason: String| Err(PluginError::invalid_parameter(NAME, param, reason));
         if self.hidden.is_empty() || self.hidden.contains(&0) {
-            return bad("hidden", format!("needs at least one layer, each > 0; got {:?}", self.hidden));
+            return bad(
+                "hidden",
+                format!("needs at least one layer, each > 0; got {:?}", self.hidden),
+            );
         }
         if self.steps == 0 {
             return bad("steps", "must be > 0".into());
@@ -172,7 +176,10 @@ impl Config {
             return bad("lr", format!("must be > 0, got {}", self.lr));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad("weight_decay", format!("must be >= 0, got {}", self.weight_decay));
+            return bad(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
         }
         Ok(())
     }
@@ -296,7 +303,9 @@ impl SurrogateGradient {
             readout,
         };
         let network = network_spec(spec, &config, tau, &shape);
-        network.validate().map_err(|e| PluginError::invalid_parameter(NAME, "spec", e))?;
+        network
+            .validate()
+            .map_err(|e| PluginError::invalid_parameter(NAME, "spec", e))?;
         let shift = config.shift.unwrap_or_else(|| match spec.input_shape[..] {
             [h, w] => (h.min(w) / 14) as u32,
             _ => 0,
@@ -307,7 +316,9 @@ impl SurrogateGradient {
                 let (n_in, n_out) = (shape.sizes[l], shape.sizes[l + 1]);
                 // PyTorch's nn.Linear default: U(−1/√fan_in, 1/√fan_in).
                 let bound = 1.0 / (n_in as f32).sqrt();
-                (0..n_in * n_out).map(|_| rng.random_range(-bound..bound)).collect()
+                (0..n_in * n_out)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
             })
             .collect();
         let grads = weights.iter().map(|w| vec![0.0; w.len()]).collect();
@@ -346,7 +357,8 @@ impl SurrogateGradient {
                 let done = (f64::from(self.epoch) + f64::from(batch) / f64::from(batches.max(1)))
                     / f64::from(self.config.epochs);
                 let done = done.min(1.0);
-                (f64::from(self.config.lr) * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())) as f32
+                (f64::from(self.config.lr) * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()))
+                    as f32
             }
         }
     }
@@ -485,10 +497,13 @@ impl Learner for SurrogateGradient {
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
         p.insert("shift".into(), self.shift.into());
-        p.insert("slope".into(), json!(match self.shape.lif.surrogate {
-            Surrogate::FastSigmoid { slope } => slope,
-            Surrogate::Arctan { alpha } => alpha,
-        }));
+        p.insert(
+            "slope".into(),
+            json!(match self.shape.lif.surrogate {
+                Surrogate::FastSigmoid { slope } => slope,
+                Surrogate::Arctan { alpha } => alpha,
+            }),
+        );
         p
     }
 
@@ -503,13 +518,20 @@ impl Learner for SurrogateGradient {
     ) -> Result<EpochReport, PluginError> {
         self.check_data(data)?;
         if data.labels().is_none() {
-            return Err(PluginError::invalid_parameter(NAME, "data", "supervised training needs labels"));
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                "supervised training needs labels",
+            ));
         }
         let n = data.len();
         let b = self.config.batch;
         let batches = n.div_ceil(b) as u32;
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(self.spec.seed, &[1, u64::from(self.epoch)])));
+        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(
+            self.spec.seed,
+            &[1, u64::from(self.epoch)],
+        )));
         let classes = self.spec.classes.len();
         let trained_before = self.running.seen;
         let mut completed = true;
@@ -524,8 +546,15 @@ impl Learner for SurrogateGradient {
             self.gather(data, idx, Some(&mut rng));
             let rows = idx.len();
             let x = &self.x[..rows * self.spec.input_size];
-            engine::forward(self.backend.as_ref(), &self.shape, &self.weights, x, rows, &mut self.ws)
-                .map_err(failed)?;
+            engine::forward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                rows,
+                &mut self.ws,
+            )
+            .map_err(failed)?;
             let (loss, correct) = engine::cross_entropy(classes, &self.labels, &mut self.ws);
             engine::backward(
                 self.backend.as_ref(),
@@ -539,7 +568,12 @@ impl Learner for SurrogateGradient {
             .map_err(failed)?;
             self.step += 1;
             let lr = self.learning_rate(self.batch, batches);
-            for ((w, g), m) in self.weights.iter_mut().zip(&self.grads).zip(&mut self.moments) {
+            for ((w, g), m) in self
+                .weights
+                .iter_mut()
+                .zip(&self.grads)
+                .zip(&mut self.moments)
+            {
                 self.adam.update(self.step, lr, w, g, m);
             }
             if !loss.is_finite() {
@@ -591,8 +625,15 @@ impl Learner for SurrogateGradient {
         for chunk in all.chunks(self.ws.capacity()) {
             self.gather(data, chunk, None);
             let x = &self.x[..chunk.len() * self.spec.input_size];
-            engine::forward(self.backend.as_ref(), &self.shape, &self.weights, x, chunk.len(), &mut self.ws)
-                .map_err(failed)?;
+            engine::forward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                chunk.len(),
+                &mut self.ws,
+            )
+            .map_err(failed)?;
             out.extend(
                 self.ws.logits[..chunk.len() * classes]
                     .chunks_exact(classes)
@@ -668,7 +709,10 @@ impl Learner for SurrogateGradient {
                     return bad(format!("has no tensor {name}"));
                 };
                 if t.shape != [n_in, n_out] || t.data.len() != n_in * n_out {
-                    return bad(format!("tensor {name} is {:?}, expected [{n_in}, {n_out}]", t.shape));
+                    return bad(format!(
+                        "tensor {name} is {:?}, expected [{n_in}, {n_out}]",
+                        t.shape
+                    ));
                 }
                 let dst = match kind {
                     "weight" => &mut self.weights[l],

@@ -46,10 +46,12 @@ fn learns_to_tell_bars_apart() {
     let mut learner = SurrogateGradient::new(&spec(small())).unwrap();
     let mut batches = 0;
     for _ in 0..5 {
-        let r = learner.train_epoch(&data, &mut |_| {
-            batches += 1;
-            Control::Continue
-        }).unwrap();
+        let r = learner
+            .train_epoch(&data, &mut |_| {
+                batches += 1;
+                Control::Continue
+            })
+            .unwrap();
         assert!(r.completed && r.loss.is_finite());
     }
     assert_eq!(batches, 5 * 8);
@@ -68,19 +70,31 @@ fn a_stopped_epoch_resumes_from_its_checkpoint_to_the_same_weights() {
     let params = json!({"hidden": [16], "steps": 6, "batch": 16, "threads": 1});
     let mut straight = SurrogateGradient::new(&spec(params.clone())).unwrap();
     for _ in 0..2 {
-        straight.train_epoch(&data, &mut |_| Control::Continue).unwrap();
+        straight
+            .train_epoch(&data, &mut |_| Control::Continue)
+            .unwrap();
     }
     let mut first = SurrogateGradient::new(&spec(params.clone())).unwrap();
-    first.train_epoch(&data, &mut |_| Control::Continue).unwrap();
+    first
+        .train_epoch(&data, &mut |_| Control::Continue)
+        .unwrap();
     let r = first
-        .train_epoch(&data, &mut |p| if p.batch == 2 { Control::Stop } else { Control::Continue })
+        .train_epoch(&data, &mut |p| {
+            if p.batch == 2 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
         .unwrap();
     assert!(!r.completed);
     assert_eq!(first.position(), (1, 3));
     let checkpoint = first.checkpoint();
     let mut resumed = SurrogateGradient::new(&spec(params)).unwrap();
     resumed.restore(&checkpoint).unwrap();
-    let r = resumed.train_epoch(&data, &mut |_| Control::Continue).unwrap();
+    let r = resumed
+        .train_epoch(&data, &mut |_| Control::Continue)
+        .unwrap();
     assert!(r.completed);
     assert_eq!(resumed.position(), (2, 0));
     assert_eq!(resumed.weights(), straight.weights());
@@ -96,11 +110,17 @@ fn checkpoints_of_another_network_are_refused() {
 
 #[test]
 fn unknown_and_invalid_parameters_name_the_key() {
-    let err = SurrogateGradient::new(&spec(json!({"hiden": [10]}))).unwrap_err().to_string();
+    let err = SurrogateGradient::new(&spec(json!({"hiden": [10]})))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`hiden`"), "{err}");
-    let err = SurrogateGradient::new(&spec(json!({"beta": 1.5}))).unwrap_err().to_string();
+    let err = SurrogateGradient::new(&spec(json!({"beta": 1.5})))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("beta") && err.contains("(0, 1)"), "{err}");
-    let err = SurrogateGradient::new(&spec(json!({"loss": "mse"}))).unwrap_err().to_string();
+    let err = SurrogateGradient::new(&spec(json!({"loss": "mse"})))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mse"), "{err}");
 }
 
@@ -119,7 +139,10 @@ fn the_network_names_the_plugins_and_their_exact_decay() {
     assert_eq!(net.layers[0].neuron, "LIFNeuron");
     assert_eq!(net.layers[1].neuron, "LeakyIntegrator");
     let tau = net.layers[0].params["tau_ms"].as_f64().unwrap() as f32;
-    assert_eq!(evospike_neuron::membrane_decay(1.0, tau), learner.shape.lif.beta);
+    assert_eq!(
+        evospike_neuron::membrane_decay(1.0, tau),
+        learner.shape.lif.beta
+    );
     assert!((learner.shape.lif.beta - 0.95).abs() < 1e-6);
     let w = learner.weights();
     assert_eq!(w[0].name, "layers.hidden.weight");
