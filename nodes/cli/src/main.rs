@@ -12,6 +12,8 @@
 //!   to the local router) and read what flows: `topic echo|hz|bw|info|raster`
 //!   decode spike tensors and protobuf messages; `topic list`, `node list|info`
 //!   ask every node's health queryable who publishes what.
+//! - **Learning** ([`learn`]): `train` trains a network with a LEARNING plugin
+//!   and writes a model directory; `eval` scores a model on labelled data.
 //! - **Extending** ([`plugin`]): `plugin list` shows the built-in and discovered
 //!   plugins, `plugin new` writes a new plugin crate.
 //!
@@ -24,6 +26,7 @@ mod connect;
 mod exit;
 mod kinds;
 mod launch;
+mod learn;
 mod node;
 mod out;
 mod plugin;
@@ -61,6 +64,10 @@ enum Command {
     /// List plugins and create new ones.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Train a network with a LEARNING plugin and write a model directory.
+    Train(learn::TrainArgs),
+    /// Score a model on labelled data: accuracy and confusion matrix.
+    Eval(learn::EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +103,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Launch(args) => launch::run(args),
         Command::Plugin(command) => plugin::run(command),
         Command::Run(args) if args.list_params => kinds::list_params(&args.kind),
+        Command::Train(args) => learn::train(args),
+        Command::Eval(args) => learn::eval(args),
         Command::Run(args) => block_on(async move {
             kinds::catalog().run(&args.kind, args.node).await?;
             Ok(ExitCode::SUCCESS)

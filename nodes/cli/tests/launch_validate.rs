@@ -79,7 +79,7 @@ fn unknown_node_kind() {
     rejected(
         "bad_kind.yaml",
         &[&format!(
-            "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout)",
+            "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout, train)",
             at("bad_kind.yaml", 4)
         )],
     );
@@ -142,10 +142,17 @@ fn shipped_launch_files_pass_check() {
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
+        // model.yaml runs a model given by its one required arg; --check does
+        // not need the model to exist (a train node may write it later).
+        let args: &[&str] = match path.file_name().and_then(|n| n.to_str()) {
+            Some("model.yaml") => &["--arg", "model=models/digits"],
+            _ => &[],
+        };
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"))
             .arg("launch")
             .arg(&path)
             .arg("--check")
+            .args(args)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -157,5 +164,8 @@ fn shipped_launch_files_pass_check() {
         );
         checked += 1;
     }
-    assert!(checked >= 2, "demo.yaml and cluster.yaml at least");
+    assert!(
+        checked >= 3,
+        "demo.yaml, cluster.yaml and model.yaml at least"
+    );
 }

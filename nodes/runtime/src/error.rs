@@ -54,9 +54,30 @@ pub enum NodeError {
         #[source]
         source: ShapeError,
     },
-    /// The stimulus of an encoder could not be read.
+    /// The stimulus of an encoder, or a train node's data, could not be read.
     #[error(transparent)]
     Stimulus(#[from] StimulusError),
+    /// A trained model could not be loaded, written, or run as the node's
+    /// parameters and inputs ask.
+    #[error("model {model}: {problem}")]
+    Model {
+        /// The model directory.
+        model: String,
+        /// What does not fit, or what failed.
+        problem: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Training failed.
+    #[error("training with `{learner}` failed")]
+    Training {
+        /// The LEARNING plugin.
+        learner: String,
+        /// What failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl NodeError {
@@ -67,6 +88,15 @@ impl NodeError {
             self,
             NodeError::Params(_) | NodeError::Args(_) | NodeError::UnknownKind { .. }
         )
+    }
+
+    /// A [`NodeError::Model`] about `model` without an underlying error.
+    pub(crate) fn model(model: &str, problem: impl Into<String>) -> NodeError {
+        NodeError::Model {
+            model: model.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
     }
 
     pub(crate) fn plugin(

@@ -97,14 +97,15 @@ impl NodeKinds {
         NodeKinds { kinds: Vec::new() }
     }
 
-    /// The built-in kinds: `router`, `encoder`, `layer`, `readout`.
+    /// The built-in kinds: `router`, `encoder`, `layer`, `readout`, `train`.
     pub fn builtin() -> NodeKinds {
-        use crate::kinds::{EncoderKind, LayerKind, ReadoutKind, RouterKind};
+        use crate::kinds::{EncoderKind, LayerKind, ReadoutKind, RouterKind, TrainKind};
         NodeKinds::empty()
             .with::<RouterKind>()
             .with::<EncoderKind>()
             .with::<LayerKind>()
             .with::<ReadoutKind>()
+            .with::<TrainKind>()
     }
 
     /// This catalog with kind `K` added (replacing a kind of the same name).

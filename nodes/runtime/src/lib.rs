@@ -9,8 +9,10 @@
 //!   params struct and `run`. [`NodeKinds`] finds a kind by name; nothing else
 //!   dispatches on a kind's name. The built-in kinds ([`kinds`]) form spiking
 //!   pipelines — `encoder` → `layer` → … → `readout` — exchanging one spike
-//!   tensor per time step (see [`sync`] for how steps are matched), plus `router`,
-//!   the bus broker.
+//!   tensor per time step (see [`sync`] for how steps are matched), `train`,
+//!   which trains a network with a LEARNING plugin and writes the model that
+//!   pipeline nodes then run (their `model` parameter), and `router`, the bus
+//!   broker.
 //! - **Parameters are checked before anything runs** ([`params`]): unknown keys,
 //!   wrong types and out-of-range values are errors naming node, key and value,
 //!   and the table of a kind's parameters is generated from the same struct.
@@ -28,7 +30,7 @@
 //! use serde_json::json;
 //!
 //! let kinds = NodeKinds::builtin();
-//! assert_eq!(kinds.names(), ["router", "encoder", "layer", "readout"]);
+//! assert_eq!(kinds.names(), ["router", "encoder", "layer", "readout", "train"]);
 //! let params = json!({"size": 100, "inputs": [{"topic": "encoder/spikes", "p": 2.0}]});
 //! let err = kinds.get("layer").unwrap().check("l1", params.as_object().unwrap()).unwrap_err();
 //! assert_eq!(

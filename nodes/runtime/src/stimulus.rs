@@ -1,20 +1,27 @@
 //! Stimulus sources for encoder nodes: labelled samples with values in [0, 1].
 //!
-//! - `builtin:digits`: 200 real 8×8 handwritten digits compiled into the binary.
+//! - `builtin:digits`: the 1,797 real 8×8 handwritten digits compiled into the
+//!   binary (UCI, CC BY 4.0; see `plugins/learning/data/README.md`).
 //! - `generator:bars`: synthetic 8×8 images of one bar each (10 classes: 8
 //!   positions of vertical bars, plus two diagonals), seeded.
 //! - a path ending in `.csv` or `.csv.gz`: rows of pixel values followed by a label,
-//!   like `shared/data/digits/digits.csv.gz`; values are scaled by the row set's maximum.
+//!   like `shared/data/digits/digits.csv.gz`; values are scaled by the file's maximum.
 //! - an IDX image file, as MNIST is distributed (`train-images-idx3-ubyte[.gz]`),
 //!   with labels from the sibling `…labels-idx1-ubyte[.gz]` file when present.
+//!
+//! Files are read by [`evospike_learning::data`], the loader `evospike train` uses,
+//! so a pipeline presents a model exactly the numbers it was trained and evaluated
+//! on. With a `holdout` fraction only the held-out samples are presented, split as
+//! `evospike train --holdout` splits them.
 
-use std::io::Read;
 use std::path::Path;
 
-/// The built-in stimulus sources (besides files).
-pub const BUILTIN_SOURCES: &[&str] = &["builtin:digits", "generator:bars"];
+use evospike_learning::data::{self, Data, DataError};
 
-const BUILTIN_DIGITS: &str = include_str!("../data/digits-200.csv");
+/// The built-in stimulus sources (besides files).
+pub const BUILTIN_SOURCES: &[&str] = &[data::BUILTIN_DIGITS, GENERATED_BARS];
+
+const GENERATED_BARS: &str = "generator:bars";
 
 /// One input pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,183 +32,57 @@ pub struct Sample {
     pub label: Option<u32>,
 }
 
-/// A stimulus file could not be read or is not what its name says.
+/// A stimulus or training data set could not be read or split.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StimulusError {
-    /// The file cannot be read.
-    #[error("cannot read stimulus {path}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file's content is not a valid stimulus (`path` may end in `:LINE`).
-    #[error("stimulus {path}: {reason}")]
+    /// The file could not be read, or is not what its name says.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The source cannot be presented as asked (e.g. a holdout of generated bars).
+    #[error("{source_name}: {reason}")]
     Invalid {
-        /// The file, or `file:line`.
-        path: String,
+        /// The source as written.
+        source_name: String,
         /// What is wrong.
         reason: String,
     },
 }
 
-/// Loads the samples named by `source` (see the module docs).
-pub fn load(source: &str, seed: u64) -> Result<Vec<Sample>, StimulusError> {
-    match source {
-        "builtin:digits" => parse_csv("builtin:digits", BUILTIN_DIGITS),
-        "generator:bars" => Ok(bars(200, seed)),
-        path if path.ends_with(".csv") || path.ends_with(".csv.gz") => {
-            parse_csv(path, &read_text(Path::new(path))?)
-        }
-        path => load_idx(Path::new(path)),
-    }
+/// The data set of a file source (or `builtin:digits`).
+pub fn load_data(source: &str) -> Result<Data, StimulusError> {
+    Ok(data::load(Path::new(source), None)?)
 }
 
-fn io_error(path: &Path, reason: impl std::fmt::Display) -> StimulusError {
-    StimulusError::Invalid {
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn read_bytes(path: &Path) -> Result<Vec<u8>, StimulusError> {
-    let raw = std::fs::read(path).map_err(|source| StimulusError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|err| io_error(path, format!("not a valid gzip file: {err}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
-
-fn read_text(path: &Path) -> Result<String, StimulusError> {
-    String::from_utf8(read_bytes(path)?).map_err(|_| io_error(path, "not UTF-8 text"))
-}
-
-/// Rows of numbers; the last column is the label.
-fn parse_csv(name: &str, text: &str) -> Result<Vec<Sample>, StimulusError> {
-    let error = |line: usize, reason: String| StimulusError::Invalid {
-        path: format!("{name}:{line}"),
-        reason,
-    };
-    let mut rows: Vec<(Vec<f32>, u32)> = Vec::new();
-    for (index, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let fields: Result<Vec<f32>, _> =
-            line.split(',').map(|f| f.trim().parse::<f32>()).collect();
-        let mut fields = fields.map_err(|err| error(index + 1, format!("not a number: {err}")))?;
-        let label = fields.pop().filter(|l| *l >= 0.0 && l.fract() == 0.0);
-        let label = label
-            .ok_or_else(|| error(index + 1, "last column must be a label (0, 1, 2, …)".into()))?;
-        if fields.is_empty() || fields.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(error(
-                index + 1,
-                "pixel values must be finite and non-negative".into(),
-            ));
-        }
-        if let Some((first, _)) = rows.first() {
-            if first.len() != fields.len() {
-                return Err(error(
-                    index + 1,
-                    format!("{} values, the first row has {}", fields.len(), first.len()),
-                ));
-            }
-        }
-        rows.push((fields, label as u32));
-    }
-    if rows.is_empty() {
-        return Err(error(0, "no rows".into()));
-    }
-    let max = rows
-        .iter()
-        .flat_map(|(v, _)| v.iter().copied())
-        .fold(0.0f32, f32::max)
-        .max(f32::MIN_POSITIVE);
-    Ok(rows
-        .into_iter()
-        .map(|(values, label)| Sample {
-            values: values.into_iter().map(|v| v / max).collect(),
-            label: Some(label),
+/// `(kept, held_out)`: `data` split as `evospike train --holdout fraction` splits it.
+pub fn split(source: &str, data: &Data, fraction: f64) -> Result<(Data, Data), StimulusError> {
+    data.holdout(fraction)
+        .map_err(|reason| StimulusError::Invalid {
+            source_name: source.to_owned(),
+            reason,
         })
-        .collect())
 }
 
-fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes
-        .get(at..at + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// An IDX file: magic 0x0000_08NN (unsigned bytes, NN dimensions), sizes, data.
-fn parse_idx(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), StimulusError> {
-    let magic = be_u32(bytes, 0).ok_or_else(|| io_error(path, "too short for an IDX header"))?;
-    if magic >> 8 != 0x08 {
-        return Err(io_error(
-            path,
-            format!("not an unsigned-byte IDX file (magic {magic:#010x})"),
-        ));
-    }
-    let dims = (magic & 0xff) as usize;
-    let sizes: Option<Vec<usize>> = (0..dims)
-        .map(|d| be_u32(bytes, 4 + 4 * d).map(|s| s as usize))
-        .collect();
-    let sizes = sizes.ok_or_else(|| io_error(path, "truncated IDX header"))?;
-    let count = sizes.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s));
-    let data = &bytes[(4 + 4 * dims).min(bytes.len())..];
-    match count {
-        Some(count) if count == data.len() => Ok((sizes, data.to_vec())),
-        _ => Err(io_error(
-            path,
-            format!(
-                "IDX sizes {sizes:?} do not match its {} data bytes",
-                data.len()
-            ),
-        )),
-    }
-}
-
-fn load_idx(path: &Path) -> Result<Vec<Sample>, StimulusError> {
-    let (sizes, pixels) = parse_idx(path, &read_bytes(path)?)?;
-    let (&count, rest) = sizes
-        .split_first()
-        .ok_or_else(|| io_error(path, "IDX image file without dimensions"))?;
-    let size: usize = rest.iter().product();
-    let labels_path = path.to_string_lossy().replace("images-idx3", "labels-idx1");
-    let labels = match Path::new(&labels_path) {
-        p if p != path && p.exists() => {
-            let (label_sizes, labels) = parse_idx(p, &read_bytes(p)?)?;
-            if label_sizes != [count] {
-                return Err(io_error(
-                    p,
-                    format!(
-                        "{} labels for {count} images",
-                        label_sizes.first().unwrap_or(&0)
-                    ),
-                ));
-            }
-            Some(labels)
+/// Loads the samples named by `source` (see the module docs); with `holdout`,
+/// only the held-out fraction.
+pub fn load(source: &str, seed: u64, holdout: Option<f64>) -> Result<Vec<Sample>, StimulusError> {
+    if source == GENERATED_BARS {
+        if holdout.is_some() {
+            return Err(StimulusError::Invalid {
+                source_name: source.to_owned(),
+                reason: "holdout applies to data files, not to generated bars".into(),
+            });
         }
-        _ => None,
-    };
-    Ok((0..count)
+        return Ok(bars(200, seed));
+    }
+    let mut set = load_data(source)?;
+    if let Some(fraction) = holdout {
+        set = split(source, &set, fraction)?.1;
+    }
+    Ok((0..set.len())
         .map(|i| Sample {
-            values: pixels[i * size..(i + 1) * size]
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect(),
-            label: labels.as_ref().map(|l| u32::from(l[i])),
+            values: set.sample(i).to_vec(),
+            label: set.labels().map(|l| l[i]),
         })
         .collect())
 }
@@ -246,44 +127,27 @@ mod tests {
 
     #[test]
     fn builtin_digits_are_real_8x8_digits() {
-        let samples = load("builtin:digits", 0).unwrap();
-        assert_eq!(samples.len(), 200);
+        let samples = load("builtin:digits", 0, None).unwrap();
+        assert_eq!(samples.len(), 1797);
         assert!(samples
             .iter()
             .all(|s| s.values.len() == 64 && s.values.iter().all(|v| (0.0..=1.0).contains(v))));
         assert_eq!(samples[0].label, Some(0));
         assert_eq!(samples[1].label, Some(1));
+        let held_out = load("builtin:digits", 0, Some(0.2)).unwrap();
+        assert_eq!(held_out.len(), 359);
+        assert_eq!(held_out[0], samples[4]);
     }
 
     #[test]
-    fn shared_digits_file_loads_when_present() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/digits/digits.csv.gz"
-        );
-        if Path::new(path).exists() {
-            let samples = load(path, 0).unwrap();
-            assert_eq!(samples.len(), 1797);
-        }
-    }
-
-    #[test]
-    fn bad_csv_names_the_line() {
-        let err = parse_csv("x.csv", "1,2,3\n1,2\n").unwrap_err();
+    fn bad_files_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        std::fs::write(&path, "1,2,3\n1,2\n").unwrap();
+        let err = load(path.to_str().unwrap(), 0, None).unwrap_err();
         assert!(err.to_string().contains("x.csv:2"), "{err}");
-        let err = parse_csv("x.csv", "1,oops,3\n").unwrap_err();
-        assert!(err.to_string().contains("x.csv:1"), "{err}");
-    }
-
-    #[test]
-    fn idx_round_trip_and_truncation() {
-        let mut bytes = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
-        bytes.extend([0, 255, 128, 0, 1, 2, 3, 4]);
-        let (sizes, data) = parse_idx(Path::new("t"), &bytes).unwrap();
-        assert_eq!(sizes, vec![2, 2, 2]);
-        assert_eq!(data.len(), 8);
-        assert!(parse_idx(Path::new("t"), &bytes[..bytes.len() - 1]).is_err());
-        assert!(parse_idx(Path::new("t"), &[1, 2]).is_err());
+        assert!(load("/nonexistent/images-idx3-ubyte", 0, None).is_err());
+        assert!(load("generator:bars", 0, Some(0.2)).is_err());
     }
 
     #[test]

@@ -184,6 +184,14 @@ impl StepInput {
         }
     }
 
+    /// The values of a delivery that carries a graded (analog) tensor, read in place.
+    pub fn analog<'a>(&self, delivery: &'a Delivery) -> Option<&'a [f32]> {
+        match delivery {
+            Delivery::Tensor(msg) => msg.view().analog(),
+            Delivery::Missing => None,
+        }
+    }
+
     /// The spike words of a delivery: the tensor's own bitset when it was sent as
     /// one (no copy), else this input's scratch bitset (all silent when missing).
     pub fn words<'a>(&'a mut self, delivery: &'a Delivery) -> &'a [u64] {

@@ -94,6 +94,17 @@ pub trait Encoder: Send + std::fmt::Debug {
     fn set_sample(&mut self, values: &[f32]);
     /// Spikes for step `t` of the current sample into `spikes`. Must not allocate.
     fn encode_step(&mut self, t: u32, spikes: &mut SpikeWords);
+    /// `true` for an encoder of graded values (input currents) rather than spikes:
+    /// its nodes publish [`Encoder::encode_step_analog`]'s values.
+    fn analog(&self) -> bool {
+        false
+    }
+    /// The graded values of step `t` into `out` (`num_outputs` long), for
+    /// [`Encoder::analog`] encoders. Must not allocate.
+    fn encode_step_analog(&mut self, t: u32, out: &mut [f32]) {
+        let _ = t;
+        out.fill(0.0);
+    }
 }
 
 /// An ENCODER plugin: a factory of [`Encoder`]s.

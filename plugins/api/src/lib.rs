@@ -70,6 +70,7 @@ mod export;
 pub mod factory;
 pub mod family;
 pub mod hooks;
+pub mod learning;
 pub mod lifecycle;
 pub mod metadata;
 
@@ -80,6 +81,10 @@ pub use family::{
     Params, PlasticityPlugin, PlasticityRule, RuleSpec, SpikeWords, WeightsMut,
 };
 pub use hooks::{HookData, HookHandler, HookKind, HookRegistrar};
+pub use learning::{
+    Checkpoint, Control, Dataset, EncoderDef, EpochReport, LayerDef, Learner, LearnerSpec,
+    LearningPlugin, NetworkSpec, Progress, Readout, Tensor,
+};
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};
 pub use metadata::{Dependency, PluginMetadata, PluginType, Priority, UnknownPluginType};
 pub use semver;

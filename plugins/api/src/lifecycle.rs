@@ -103,6 +103,11 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     fn as_plasticity(&self) -> Option<&dyn PlasticityPlugin> {
         None
     }
+
+    /// The LEARNING family view, if this is a learning plugin.
+    fn as_learning(&self) -> Option<&dyn crate::LearningPlugin> {
+        None
+    }
 }
 
 /// Where a plugin is in its lifecycle, as tracked by the host.

@@ -3,7 +3,7 @@
 //! The plugin host (`evospike-plugin-host`) knows no plugin by name; a program
 //! links the plugin crates it wants and registers them, as `zenohd` links its
 //! plugins. This crate is that list for the evospike binaries: every built-in
-//! NEURON, ENCODER and PLASTICITY plugin ([`builtin_plugins`]), and
+//! NEURON, ENCODER, PLASTICITY and LEARNING plugin ([`builtin_plugins`]), and
 //! [`plugin_manager`], a manager with those plus the external plugins found in
 //! plugin folders. A new built-in family is one more crate in
 //! [`builtin_plugins`]; neither the host nor the node runtime changes.
@@ -29,6 +29,7 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
     all.extend(evospike_neuron::builtin_plugins());
     all.extend(evospike_encoder::builtin_plugins());
     all.extend(evospike_plasticity::builtin_plugins());
+    all.extend(evospike_learning::builtin_plugins());
     all
 }
 

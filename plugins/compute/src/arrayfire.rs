@@ -22,6 +22,12 @@
 //!
 //! # Limits
 //!
+//! Training operations ([`Backend::gemm`], the batched LIF steps) take host slices,
+//! as every backend's do: each call uploads its operands, runs `af::matmul` or the
+//! element-wise kernels on the device and downloads the result. That keeps one
+//! training loop for all backends; keeping whole batches resident on the device is
+//! the next step for large GPU runs.
+//!
 //! Weights stay on the host (plasticity rules update them there). Each call
 //! uploads only the rows of the presynaptic neurons that spiked, reduces them on
 //! the device and downloads one value per postsynaptic neuron. ArrayFire signals
@@ -34,7 +40,8 @@ use std::sync::{Mutex, OnceLock};
 
 use arrayfire as af;
 
-use crate::backend::check_shapes;
+use crate::backend::{check_shapes, shape};
+use crate::dense::{same_lengths, Gemm, LifBackward, LifDense, LifForward, Op, Surrogate};
 use crate::{Backend, BackendError, Device, Weights};
 
 /// Libraries loaded by the probe; kept loaded for the life of the process
@@ -177,6 +184,125 @@ impl Backend for ArrayFireBackend {
             *o += scale * r;
         }
         Ok(())
+    }
+
+    fn gemm(&self, g: Gemm<'_>) -> Result<(), BackendError> {
+        self.dense_gemm(g)
+    }
+
+    fn lif_forward(&self, lif: LifDense, f: LifForward<'_>) -> Result<(), BackendError> {
+        self.dense_lif_forward(lif, f)
+    }
+
+    fn lif_backward(&self, lif: LifDense, b: LifBackward<'_>) -> Result<(), BackendError> {
+        self.dense_lif_backward(lif, b)
+    }
+}
+
+impl ArrayFireBackend {
+    fn dense_gemm(&self, g: Gemm<'_>) -> Result<(), BackendError> {
+        let (m, _, n) = g.dims().map_err(|e| shape(self.name(), e))?;
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let wanted = af_backend(self.device);
+        let prop = |op: Op| match op {
+            Op::N => af::MatProp::NONE,
+            Op::T => af::MatProp::TRANS,
+        };
+        // A row-major r x c matrix is a column-major c x r one: its transpose. So the
+        // row-major C = op(A)·op(B) is the column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, which is
+        // matmul of the uploaded B and A with the same transpose flags.
+        let (a, b) = (g.a, g.b);
+        let product = guarded("matmul", || {
+            af::set_backend(wanted);
+            let a_dev = af::Array::new(
+                a.data(),
+                af::Dim4::new(&[a.cols() as u64, a.rows() as u64, 1, 1]),
+            );
+            let b_dev = af::Array::new(
+                b.data(),
+                af::Dim4::new(&[b.cols() as u64, b.rows() as u64, 1, 1]),
+            );
+            let c_t = af::matmul(&b_dev, &a_dev, prop(g.op_b), prop(g.op_a));
+            let mut host = vec![0.0f32; m * n];
+            c_t.host(&mut host);
+            host
+        })?;
+        let (alpha, beta, mut c) = (g.alpha, g.beta, g.c);
+        for (c, p) in c.data().iter_mut().zip(&product) {
+            *c = alpha * p + if beta == 0.0 { 0.0 } else { beta * *c };
+        }
+        Ok(())
+    }
+
+    fn dense_lif_forward(&self, lif: LifDense, f: LifForward<'_>) -> Result<(), BackendError> {
+        let n = f.input.len();
+        same_lengths(
+            "LIF forward buffer",
+            n,
+            &[f.v.len(), f.v_pre.len(), f.spikes.len()],
+        )
+        .map_err(|e| shape(self.name(), e))?;
+        let wanted = af_backend(self.device);
+        let dims = af::Dim4::new(&[n as u64, 1, 1, 1]);
+        guarded("lif_forward", || {
+            af::set_backend(wanted);
+            let input = af::Array::new(f.input, dims);
+            let v = af::Array::new(f.v, dims);
+            let x = af::add(&af::mul(&v, &lif.beta, false), &input, false);
+            let fired = af::ge(&x, &lif.threshold, false).cast::<f32>();
+            let kept = af::mul(&x, &af::sub(&1.0f32, &fired, false), false);
+            x.host(f.v_pre);
+            fired.host(f.spikes);
+            kept.host(f.v);
+        })
+    }
+
+    fn dense_lif_backward(&self, lif: LifDense, b: LifBackward<'_>) -> Result<(), BackendError> {
+        let n = b.v_pre.len();
+        same_lengths(
+            "LIF backward buffer",
+            n,
+            &[
+                b.spikes.len(),
+                b.grad_spikes.len(),
+                b.carry.len(),
+                b.grad_input.len(),
+            ],
+        )
+        .map_err(|e| shape(self.name(), e))?;
+        let wanted = af_backend(self.device);
+        let dims = af::Dim4::new(&[n as u64, 1, 1, 1]);
+        guarded("lif_backward", || {
+            af::set_backend(wanted);
+            let x = af::sub(&af::Array::new(b.v_pre, dims), &lif.threshold, false);
+            let grad = match lif.surrogate {
+                Surrogate::FastSigmoid { slope } => {
+                    let d = af::add(&1.0f32, &af::mul(&af::abs(&x), &slope, false), false);
+                    af::div(&1.0f32, &af::mul(&d, &d, false), false)
+                }
+                Surrogate::Arctan { alpha } => {
+                    let z = af::mul(&x, &(std::f32::consts::FRAC_PI_2 * alpha), false);
+                    af::div(
+                        &(0.5 * alpha),
+                        &af::add(&1.0f32, &af::mul(&z, &z, false), false),
+                        false,
+                    )
+                }
+            };
+            let spikes = af::Array::new(b.spikes, dims);
+            let gs = af::Array::new(b.grad_spikes, dims);
+            let carry = af::Array::new(b.carry, dims);
+            let dv = af::add(
+                &af::mul(&gs, &grad, false),
+                &af::mul(&carry, &af::sub(&1.0f32, &spikes, false), false),
+                false,
+            );
+            let next = af::mul(&dv, &lif.beta, false);
+            dv.host(b.grad_input);
+            next.host(b.carry);
+        })
     }
 }
 

@@ -1,15 +1,21 @@
 //! The compute backend trait and the pure-Rust CPU backend.
 //!
-//! A layer step needs one tensor operation that is worth accelerating: adding the
-//! weight rows of the presynaptic neurons that spiked into the postsynaptic input
-//! buffer ([`Backend::propagate`]). Elementwise neuron updates stay in the neuron
-//! models, where the compiler vectorises them.
+//! A layer step at inference needs one tensor operation that is worth
+//! accelerating: adding the weight rows of the presynaptic neurons that spiked into
+//! the postsynaptic input buffer ([`Backend::propagate`]; [`Backend::propagate_analog`]
+//! for graded inputs such as pixel currents). Elementwise neuron updates stay in the
+//! neuron models, where the compiler vectorises them.
+//!
+//! Training needs dense operations on whole mini-batches: matrix products
+//! ([`Backend::gemm`]) and the batched LIF forward and backward steps
+//! ([`Backend::lif_forward`], [`Backend::lif_backward`]); see [`crate::dense`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use rayon::prelude::*;
 
+use crate::dense::{self, Gemm, LifBackward, LifDense, LifForward};
 use crate::{BackendError, ShapeError, Weights};
 
 /// A place where spikes are propagated through weights.
@@ -26,6 +32,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
         scale: f32,
         out: &mut [f32],
     ) -> Result<(), BackendError>;
+
+    /// For every presynaptic neuron `j` with a non-zero value, adds
+    /// `(scale * values[j]) * weights[j, :]` into `out`: a layer driven by graded
+    /// input (pixel currents, membrane potentials). Rows are added in index order,
+    /// so the result does not depend on the backend's threading. Must not allocate.
+    fn propagate_analog(
+        &self,
+        weights: &Weights,
+        values: &[f32],
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<(), BackendError> {
+        check_analog_shapes(self.name(), weights, values, out)?;
+        add_analog_rows(weights, values, scale, out);
+        Ok(())
+    }
+
+    /// `C = alpha · op(A) · op(B) + beta · C` (see [`Gemm`]).
+    fn gemm(&self, g: Gemm<'_>) -> Result<(), BackendError>;
+
+    /// One batched LIF step forward (see [`crate::dense`]).
+    fn lif_forward(&self, lif: LifDense, f: LifForward<'_>) -> Result<(), BackendError>;
+
+    /// One batched LIF step backward (see [`crate::dense`]).
+    fn lif_backward(&self, lif: LifDense, b: LifBackward<'_>) -> Result<(), BackendError>;
 }
 
 /// Which device `DEVICE` asks for.
@@ -223,6 +254,75 @@ impl Backend for CpuBackend {
             _ => add_rows(weights, active, scale, 0, out),
         }
         Ok(())
+    }
+
+    fn gemm(&self, g: Gemm<'_>) -> Result<(), BackendError> {
+        dense::gemm_cpu(g, self.pool.as_ref()).map_err(|source| shape("cpu", source))
+    }
+
+    fn lif_forward(&self, lif: LifDense, f: LifForward<'_>) -> Result<(), BackendError> {
+        dense::lif_forward_cpu(lif, f, self.pool.as_ref()).map_err(|source| shape("cpu", source))
+    }
+
+    fn lif_backward(&self, lif: LifDense, b: LifBackward<'_>) -> Result<(), BackendError> {
+        dense::lif_backward_cpu(lif, b, self.pool.as_ref()).map_err(|source| shape("cpu", source))
+    }
+}
+
+pub(crate) fn shape(backend: &'static str, source: ShapeError) -> BackendError {
+    BackendError::Shape { backend, source }
+}
+
+/// Validates the buffers of [`Backend::propagate_analog`]; shared by all backends.
+pub(crate) fn check_analog_shapes(
+    backend: &'static str,
+    weights: &Weights,
+    values: &[f32],
+    out: &[f32],
+) -> Result<(), BackendError> {
+    if values.len() != weights.rows() {
+        return Err(shape(
+            backend,
+            ShapeError::Length {
+                what: "presynaptic values",
+                expected: weights.rows(),
+                got: values.len(),
+            },
+        ));
+    }
+    if out.len() != weights.cols() {
+        return Err(shape(
+            backend,
+            ShapeError::Length {
+                what: "postsynaptic input buffer",
+                expected: weights.cols(),
+                got: out.len(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Adds `(scale * values[j]) * row j` for every non-zero `values[j]`, rows in index order.
+fn add_analog_rows(weights: &Weights, values: &[f32], scale: f32, out: &mut [f32]) {
+    for (j, &x) in values.iter().enumerate() {
+        if x == 0.0 {
+            continue;
+        }
+        let x = scale * x;
+        match weights {
+            Weights::Dense(d) => {
+                for (o, &w) in out.iter_mut().zip(d.row(j)) {
+                    *o += x * w;
+                }
+            }
+            Weights::Csr(c) => {
+                let (cols, ws) = c.row(j);
+                for (&k, &w) in cols.iter().zip(ws) {
+                    out[k as usize] += x * w;
+                }
+            }
+        }
     }
 }
 

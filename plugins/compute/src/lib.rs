@@ -17,6 +17,9 @@
 //!   runs it on CUDA, OpenCL or CPU chosen from `DEVICE`. [`backend_from_env`]
 //!   picks one from the environment.
 //!
+//! * Training works on whole mini-batches with dense operations ([`dense`]): matrix
+//!   products ([`Backend::gemm`] over [`MatRef`] views) and the batched LIF forward
+//!   and backward steps, on every backend.
 //! * [`ParamReader`] reads model parameters from a spec's JSON map with typed,
 //!   key-naming errors; the built-in plugin crates share it.
 //!
@@ -49,6 +52,7 @@
 pub mod arrayfire;
 mod backend;
 mod connector;
+pub mod dense;
 mod error;
 pub mod params;
 mod projection;
@@ -59,6 +63,7 @@ mod weights;
 pub use crate::arrayfire::ArrayFireBackend;
 pub use backend::{backend_from_env, backend_from_vars, Backend, CpuBackend, Device};
 pub use connector::{FixedProbability, WeightInit};
+pub use dense::{Gemm, LifBackward, LifDense, LifForward, MatMut, MatRef, Op, Surrogate};
 pub use error::{BackendError, ShapeError};
 pub use params::{ParamError, ParamReader, Params};
 pub use projection::{Projection, Target};

@@ -131,10 +131,51 @@ impl Projection {
             });
         }
         spikes::collect_below(pre_spikes, self.pre(), &mut self.active);
+        let active = std::mem::take(&mut self.active);
+        let result = self.deliver(backend, out, !active.is_empty(), |b, w, sign, into| {
+            b.propagate(w, &active, sign, into)
+        });
+        self.active = active;
+        result
+    }
+
+    /// Like [`Projection::step`] for graded input: presynaptic neuron `j` sends
+    /// `values[j] · w` (pixel currents, membrane potentials). `values` has `pre` entries.
+    pub fn step_analog(
+        &mut self,
+        backend: &dyn Backend,
+        values: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), BackendError> {
+        if values.len() != self.pre() {
+            return Err(BackendError::Shape {
+                backend: backend.name(),
+                source: ShapeError::Length {
+                    what: "presynaptic values",
+                    expected: self.pre(),
+                    got: values.len(),
+                },
+            });
+        }
+        let any = values.iter().any(|&v| v != 0.0);
+        self.deliver(backend, out, any, |b, w, sign, into| {
+            b.propagate_analog(w, values, sign, into)
+        })
+    }
+
+    /// Runs `send` into the slot due `delay` steps from now (or straight into `out`
+    /// without a delay) and adds what is due now into `out`.
+    fn deliver(
+        &mut self,
+        backend: &dyn Backend,
+        out: &mut [f32],
+        anything: bool,
+        send: impl FnOnce(&dyn Backend, &Weights, f32, &mut [f32]) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
         let sign = self.target.sign();
         if self.delay == 0 {
-            if !self.active.is_empty() {
-                backend.propagate(&self.weights, &self.active, sign, out)?;
+            if anything {
+                send(backend, &self.weights, sign, out)?;
             }
             return Ok(());
         }
@@ -150,10 +191,10 @@ impl Projection {
             });
         }
         let slots = self.delay + 1;
-        if !self.active.is_empty() {
+        if anything {
             let arrive = (self.head + self.delay) % slots;
             let slot = &mut self.ring[arrive * cols..(arrive + 1) * cols];
-            backend.propagate(&self.weights, &self.active, sign, slot)?;
+            send(backend, &self.weights, sign, slot)?;
         }
         let due = &mut self.ring[self.head * cols..(self.head + 1) * cols];
         for (o, d) in out.iter_mut().zip(due.iter_mut()) {

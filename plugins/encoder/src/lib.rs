@@ -1,4 +1,5 @@
-//! Built-in ENCODER plugins: `RateEncoder`, `LatencyEncoder`, `TASEncoder`.
+//! Built-in ENCODER plugins: `RateEncoder`, `LatencyEncoder`, `TASEncoder`,
+//! `CurrentEncoder`.
 //!
 //! # Concepts
 //!
@@ -13,6 +14,8 @@
 //! * [`TasEncoder`] ([`tas`]): Temporal Analog Spike coding — threshold-adaptive
 //!   step-forward delta coding with +1/−1 spikes (two outputs per input) and the
 //!   matching [`TasDecoder`].
+//! * [`CurrentEncoder`] ([`current`]): each value is an input current on every
+//!   step (graded output): the encoder of networks trained by `SurrogateGradient`.
 //!
 //! The plugin objects ([`BuiltinEncoder`]: the generic factory plugin around each
 //! [`EncoderModel`]) are registered through [`builtin_plugins`].
@@ -36,11 +39,13 @@
 //! assert!((dec.values()[1] + 0.3).abs() < 0.05);
 //! ```
 
+pub mod current;
 pub mod latency;
 mod plugins;
 pub mod rate;
 pub mod tas;
 
+pub use current::{CurrentEncoder, CurrentParams};
 pub use evospike_plugin_api::{Encoder, EncoderPlugin};
 pub use latency::{LatencyEncoder, LatencyMode, LatencyParams};
 pub use plugins::{builtin_plugins, BuiltinEncoder, EncoderModel};

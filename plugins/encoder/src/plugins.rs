@@ -1,4 +1,4 @@
-//! The plugin objects: `RateEncoder`, `LatencyEncoder`, `TASEncoder`.
+//! The plugin objects: `RateEncoder`, `LatencyEncoder`, `TASEncoder`, `CurrentEncoder`.
 //!
 //! Each is a [`ModelPlugin`] of one [`EncoderModel`]: the config section given to
 //! `initialize` holds default parameters; an [`EncoderSpec`]'s `params` override
@@ -9,6 +9,7 @@ use evospike_compute::{ParamError, Params};
 use evospike_plugin_api::factory::{EncoderFamily, Model};
 use evospike_plugin_api::{Encoder, EncoderSpec, ModelPlugin, Plugin};
 
+use crate::current::{CurrentEncoder, CurrentParams};
 use crate::latency::{LatencyEncoder, LatencyParams};
 use crate::rate::{RateEncoder, RateParams};
 use crate::tas::{TasEncoder, TasParams};
@@ -25,11 +26,13 @@ pub enum EncoderModel {
     Latency,
     /// `TASEncoder`.
     Tas,
+    /// `CurrentEncoder`.
+    Current,
 }
 
 impl EncoderModel {
     /// Every encoder, in registration order.
-    pub const ALL: [EncoderModel; 3] = [Self::Rate, Self::Latency, Self::Tas];
+    pub const ALL: [EncoderModel; 4] = [Self::Rate, Self::Latency, Self::Tas, Self::Current];
 
     /// The encoder's plugin.
     pub fn plugin(self) -> BuiltinEncoder {
@@ -45,6 +48,7 @@ impl Model for EncoderModel {
             Self::Rate => "RateEncoder",
             Self::Latency => "LatencyEncoder",
             Self::Tas => "TASEncoder",
+            Self::Current => "CurrentEncoder",
         }
     }
 
@@ -55,6 +59,9 @@ impl Model for EncoderModel {
             Self::Tas => {
                 "Temporal Analog Spike: threshold-adaptive step-forward delta coding with ±1 spikes"
             }
+            Self::Current => {
+                "Each value is an input current every step (graded output; trained networks)"
+            }
         }
     }
 
@@ -63,6 +70,7 @@ impl Model for EncoderModel {
             Self::Rate => RateParams::from_params(params).map(drop),
             Self::Latency => LatencyParams::from_params(params).map(drop),
             Self::Tas => TasParams::from_params(params).map(drop),
+            Self::Current => CurrentParams::from_params(params).map(drop),
         }
     }
 
@@ -82,6 +90,7 @@ impl Model for EncoderModel {
                 LatencyParams::from_params(params)?,
             )),
             Self::Tas => Box::new(TasEncoder::new(n, TasParams::from_params(params)?)),
+            Self::Current => Box::new(CurrentEncoder::new(n, &CurrentParams::from_params(params)?)),
         })
     }
 }
@@ -112,7 +121,15 @@ mod tests {
     fn names_and_output_sizes() {
         let plugins = builtin_plugins();
         let names: Vec<_> = plugins.iter().map(|p| p.metadata().name.as_str()).collect();
-        assert_eq!(names, ["RateEncoder", "LatencyEncoder", "TASEncoder"]);
+        assert_eq!(
+            names,
+            [
+                "RateEncoder",
+                "LatencyEncoder",
+                "TASEncoder",
+                "CurrentEncoder"
+            ]
+        );
         let outputs: Vec<_> = plugins
             .iter()
             .map(|p| {
@@ -124,7 +141,7 @@ mod tests {
                     .num_outputs()
             })
             .collect();
-        assert_eq!(outputs, [10, 10, 20]);
+        assert_eq!(outputs, [10, 10, 20, 10]);
     }
 
     #[test]
@@ -136,6 +153,13 @@ mod tests {
                 .create_encoder(&spec(3, json!({})))
                 .unwrap();
             enc.set_sample(&[1.0, 0.5, 0.8]);
+            if enc.analog() {
+                // Graded values, not spikes.
+                let mut values = vec![0.0; enc.num_outputs()];
+                enc.encode_step_analog(0, &mut values);
+                assert_eq!(values, [1.0, 0.5, 0.8], "{}", p.metadata().name);
+                continue;
+            }
             let mut w = vec![0u64; spikes::spike_words_len(enc.num_outputs())];
             let total: usize = (0..50)
                 .map(|t| {

@@ -164,6 +164,11 @@ impl PluginRegistry {
         self.get(PluginType::Plasticity, name)?.as_plasticity()
     }
 
+    /// The LEARNING family view of plugin `name`.
+    pub fn learning(&self, name: &str) -> Option<&dyn evospike_plugin_api::LearningPlugin> {
+        self.get(PluginType::Learning, name)?.as_learning()
+    }
+
     /// Metadata of every plugin that lists `capability`, in registration order.
     pub fn by_capability(&self, capability: &str) -> Vec<&PluginMetadata> {
         self.entries

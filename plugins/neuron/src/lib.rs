@@ -1,4 +1,5 @@
-//! Built-in NEURON plugins: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`.
+//! Built-in NEURON plugins: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`,
+//! `LeakyIntegrator`.
 //!
 //! # Concepts
 //!
@@ -12,6 +13,8 @@
 //!   two-half-step integration and the seven presets.
 //! * [`EntangledSynchronyLayer`] ([`synchrony`]): LIF neurons whose input gain is
 //!   set by classical Kuramoto phase coupling; the equations are in the module docs.
+//! * [`LeakyLayer`] ([`leaky`]): non-spiking leaky integrators, the readout of
+//!   trained networks (the class score is the summed membrane).
 //! * The plugin objects ([`BuiltinNeuron`]: the generic factory plugin around each
 //!   [`NeuronModel`]) hand out layers through [`NeuronPlugin::create_layer`];
 //!   the `evospike-plugins` bundle registers [`builtin_plugins`]. Parameters come
@@ -44,12 +47,14 @@
 //! ```
 
 pub mod izhikevich;
+pub mod leaky;
 pub mod lif;
 mod plugins;
 pub mod synchrony;
 
 pub use evospike_plugin_api::{NeuronLayer, NeuronPlugin};
 pub use izhikevich::{IzhikevichLayer, IzhikevichParams, Preset};
-pub use lif::{LifLayer, LifParams};
+pub use leaky::{LeakyLayer, LeakyParams};
+pub use lif::{membrane_decay, LifLayer, LifParams};
 pub use plugins::{builtin_plugins, BuiltinNeuron, NeuronModel};
 pub use synchrony::{EntangledSynchronyLayer, SynchronyParams};

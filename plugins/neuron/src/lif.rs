@@ -120,6 +120,12 @@ impl LifParams {
     }
 }
 
+/// The membrane decay per step, `e^{−dt/τ}`, computed in `f64` and rounded once:
+/// every model and trainer that must step the same numbers calls this.
+pub fn membrane_decay(dt_ms: f32, tau_ms: f32) -> f32 {
+    (-f64::from(dt_ms) / f64::from(tau_ms)).exp() as f32
+}
+
 /// Per-step constants derived from the parameters and dt.
 #[derive(Clone, Copy, Debug)]
 struct Propagators {
@@ -153,7 +159,7 @@ impl Propagators {
         let (decay_e, p_e) = syn(p.tau_syn_e_ms);
         let (decay_i, p_i) = syn(p.tau_syn_i_ms);
         Self {
-            decay_m: decay_m as f32,
+            decay_m: membrane_decay(dt_ms, p.tau_ms),
             decay_e,
             decay_i,
             p_e,

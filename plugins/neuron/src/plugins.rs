@@ -1,4 +1,5 @@
-//! The plugin objects: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`.
+//! The plugin objects: `LIFNeuron`, `IzhikevichNeuron`, `EntangledSynchrony`,
+//! `LeakyIntegrator`.
 //!
 //! Each is a [`ModelPlugin`] of one [`NeuronModel`]: its config section (given to
 //! `initialize`) holds default layer parameters; a [`LayerSpec`]'s `params`
@@ -10,6 +11,7 @@ use evospike_plugin_api::factory::{Model, NeuronFamily};
 use evospike_plugin_api::{LayerSpec, ModelPlugin, NeuronLayer, Plugin};
 
 use crate::izhikevich::{IzhikevichLayer, IzhikevichParams};
+use crate::leaky::{LeakyLayer, LeakyParams};
 use crate::lif::{LifLayer, LifParams};
 use crate::synchrony::{EntangledSynchronyLayer, SynchronyParams};
 
@@ -25,11 +27,13 @@ pub enum NeuronModel {
     Izhikevich,
     /// `EntangledSynchrony`.
     Synchrony,
+    /// `LeakyIntegrator`.
+    Leaky,
 }
 
 impl NeuronModel {
     /// Every model, in registration order.
-    pub const ALL: [NeuronModel; 3] = [Self::Lif, Self::Izhikevich, Self::Synchrony];
+    pub const ALL: [NeuronModel; 4] = [Self::Lif, Self::Izhikevich, Self::Synchrony, Self::Leaky];
 
     /// The model's plugin.
     pub fn plugin(self) -> BuiltinNeuron {
@@ -45,6 +49,7 @@ impl Model for NeuronModel {
             Self::Lif => "LIFNeuron",
             Self::Izhikevich => "IzhikevichNeuron",
             Self::Synchrony => "EntangledSynchrony",
+            Self::Leaky => "LeakyIntegrator",
         }
     }
 
@@ -53,6 +58,7 @@ impl Model for NeuronModel {
             Self::Lif => "Leaky integrate-and-fire neurons, exact exponential integration, current-based synapses",
             Self::Izhikevich => "Izhikevich (2003) neurons with presets RS, IB, CH, FS, LTS, TC, RZ",
             Self::Synchrony => "LIF neurons with Kuramoto phase coupling gating their input (classical, not quantum)",
+            Self::Leaky => "Leaky integrators (non-spiking): the readout layer of trained networks",
         }
     }
 
@@ -61,6 +67,7 @@ impl Model for NeuronModel {
             Self::Lif => &["lif"],
             Self::Izhikevich => &["izhikevich"],
             Self::Synchrony => &["kuramoto"],
+            Self::Leaky => &["leaky-integrator"],
         }
     }
 
@@ -70,6 +77,7 @@ impl Model for NeuronModel {
             Self::Lif => LifParams::from_params(params).map(drop),
             Self::Izhikevich => IzhikevichParams::from_params(params).map(drop),
             Self::Synchrony => synchrony_params(params).map(drop),
+            Self::Leaky => LeakyParams::from_params(params).map(drop),
         }
     }
 
@@ -91,6 +99,7 @@ impl Model for NeuronModel {
                 let (lif, sync) = synchrony_params(params)?;
                 Box::new(EntangledSynchronyLayer::new(n, dt, lif, sync, spec.seed)?)
             }
+            Self::Leaky => Box::new(LeakyLayer::new(n, dt, &LeakyParams::from_params(params)?)?),
         })
     }
 }
@@ -159,7 +168,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["LIFNeuron", "IzhikevichNeuron", "EntangledSynchrony"]
+            [
+                "LIFNeuron",
+                "IzhikevichNeuron",
+                "EntangledSynchrony",
+                "LeakyIntegrator"
+            ]
         );
         for p in builtin_plugins() {
             assert_eq!(p.metadata().plugin_type, PluginType::Neuron);

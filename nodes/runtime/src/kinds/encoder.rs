@@ -2,7 +2,9 @@
 //! and publishes one spike tensor per time step.
 //!
 //! Each labelled sample's label is published once, at the sample's first step, as
-//! an analog tensor of shape `[1]` (readouts use it to score themselves).
+//! an analog tensor of shape `[1]` (readouts use it to score themselves). An
+//! encoder of graded values (`CurrentEncoder`) publishes analog tensors. With a
+//! `model`, the encoder, its parameters and the window are the model's.
 //! Parameters: [`EncoderParams`] (`evospike run encoder --list-params`).
 
 use std::sync::atomic::Ordering;
@@ -14,6 +16,7 @@ use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::model;
 use crate::kind::NodeKind;
 use crate::node::Node;
 use crate::params::{Check, Params};
@@ -34,15 +37,24 @@ pub struct EncoderParams {
     /// Stimulus: `builtin:digits`, `generator:bars`, or a CSV (`.csv`, `.csv.gz`) or MNIST IDX file.
     #[serde(default = "default_source")]
     pub source: String,
-    /// ENCODER plugin that turns each sample into spikes.
-    #[serde(default = "default_encoder")]
-    pub encoder: String,
+    /// Present only this held-out fraction of `source`, in (0, 1), split as `evospike train --holdout` splits it.
+    #[serde(default)]
+    pub holdout: Option<f64>,
+    /// A trained model's directory: its encoder, encoder parameters and window are used (leave those three out), and samples must fit its input.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// ENCODER plugin that turns each sample into spikes (or currents).
+    #[serde(default)]
+    #[schemars(extend("x-default" = DEFAULT_ENCODER))]
+    pub encoder: Option<String>,
     /// Parameters of the encoder plugin (checked by the plugin).
     #[serde(default)]
-    pub encoder_params: PluginParams,
+    #[schemars(extend("x-default" = "{}"))]
+    pub encoder_params: Option<PluginParams>,
     /// Steps each sample is presented for (at least 1).
-    #[serde(default = "default_steps_per_sample")]
-    pub steps_per_sample: u32,
+    #[serde(default)]
+    #[schemars(extend("x-default" = DEFAULT_STEPS_PER_SAMPLE))]
+    pub steps_per_sample: Option<u32>,
     /// Time step in milliseconds (> 0).
     #[serde(default = "default_dt_ms")]
     pub dt_ms: f32,
@@ -78,13 +90,11 @@ fn default_source() -> String {
     "builtin:digits".to_owned()
 }
 
-fn default_encoder() -> String {
-    "RateEncoder".to_owned()
-}
+/// The ENCODER plugin of an encoder without a model.
+pub(crate) const DEFAULT_ENCODER: &str = "RateEncoder";
 
-fn default_steps_per_sample() -> u32 {
-    20
-}
+/// The window of an encoder without a model.
+pub(crate) const DEFAULT_STEPS_PER_SAMPLE: u32 = 20;
 
 fn default_dt_ms() -> f32 {
     1.0
@@ -99,7 +109,17 @@ impl Params for EncoderParams {
         if !stimulus::BUILTIN_SOURCES.contains(&self.source.as_str()) {
             check.file("source", &self.source);
         }
-        check.at_least("steps_per_sample", self.steps_per_sample.into(), 1);
+        if let Some(holdout) = self.holdout {
+            check.fraction("holdout", holdout);
+        }
+        if self.model.is_some() {
+            model::fixed_by_model(check, "encoder", &self.encoder);
+            model::fixed_by_model(check, "encoder_params", &self.encoder_params);
+            model::fixed_by_model(check, "steps_per_sample", &self.steps_per_sample);
+        }
+        if let Some(steps) = self.steps_per_sample {
+            check.at_least("steps_per_sample", steps.into(), 1);
+        }
         check.positive("dt_ms", self.dt_ms.into());
         check.non_negative("steps_per_second", self.steps_per_second);
         if self.steps_per_second > 0.0
@@ -135,7 +155,9 @@ impl NodeKind for EncoderKind {
 async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
     let EncoderParams {
         source,
-        encoder: encoder_name,
+        holdout,
+        model: model_dir,
+        encoder,
         encoder_params,
         steps_per_sample,
         dt_ms,
@@ -151,8 +173,34 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
     let output = output.unwrap_or_else(|| format!("{}/spikes", node.name()));
     let labels_topic = labels_topic.unwrap_or_else(|| format!("{}/labels", node.name()));
 
-    let samples = stimulus::load(&source, seed)?;
+    let model = model_dir.as_deref().map(model::load).transpose()?;
+    let (encoder_name, encoder_params, steps_per_sample) = match &model {
+        Some(model) => {
+            let net = &model.manifest.network;
+            let encoder = &net.encoder;
+            (
+                encoder.plugin.clone(),
+                encoder.params.clone(),
+                net.steps_per_sample,
+            )
+        }
+        None => (
+            encoder.unwrap_or_else(|| DEFAULT_ENCODER.to_owned()),
+            encoder_params.unwrap_or_default(),
+            steps_per_sample.unwrap_or(DEFAULT_STEPS_PER_SAMPLE),
+        ),
+    };
+    let samples = stimulus::load(&source, seed, holdout)?;
     let num_inputs = samples.first().map_or(0, |s| s.values.len());
+    if let (Some(dir), Some(model)) = (&model_dir, &model) {
+        let wanted = model.manifest.network.input_size;
+        if num_inputs != wanted {
+            return Err(NodeError::model(
+                dir,
+                format!("{source} has samples of {num_inputs} values; the model takes {wanted}"),
+            ));
+        }
+    }
     let mut manager = plugins::manager(&node, &plugin_settings)?;
     plugins::activate(&mut manager, PluginType::Encoder, &encoder_name)?;
     let spec = EncoderSpec {
@@ -182,7 +230,14 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
     let mut label = SpikeTensor::builder(node.name())
         .shape([1])
         .analog(vec![0.0])?;
-    let mut tensor = SpikeTensor::zeros(node.name(), &[encoder.num_outputs() as u32])?;
+    let outputs = encoder.num_outputs();
+    let mut tensor = if encoder.analog() {
+        SpikeTensor::builder(node.name())
+            .shape([outputs as u32])
+            .analog(vec![0.0; outputs])?
+    } else {
+        SpikeTensor::zeros(node.name(), &[outputs as u32])?
+    };
     tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
         return Ok(());
@@ -221,12 +276,18 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
                     () = node.stopped() => break 'run,
                 }
             }
-            let SpikeBody::Bitset(words) = &mut tensor.body else {
-                unreachable!("SpikeTensor::zeros makes a bitset")
+            let active = match &mut tensor.body {
+                SpikeBody::Analog(values) => {
+                    encoder.encode_step_analog(t, values);
+                    values.iter().filter(|&&v| v != 0.0).count() as u64
+                }
+                SpikeBody::Bitset(words) => {
+                    words.fill(0);
+                    encoder.encode_step(t, words);
+                    words.iter().map(|w| w.count_ones() as u64).sum::<u64>()
+                }
+                _ => unreachable!("built as a bitset or analog tensor"),
             };
-            words.fill(0);
-            encoder.encode_step(t, words);
-            let active = words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
             tensor.header.step = step;
             publisher.publish(&mut tensor)?;
             node.metrics().steps.fetch_add(1, Ordering::Relaxed);

@@ -6,7 +6,10 @@
 //!
 //! Each input's projection is built when its first tensor tells the input size:
 //! fixed-probability `p` connectivity (seeded), weights `weight`, `target`
-//! `excitatory` or `inhibitory`, `delay` in steps. Parameters: [`LayerParams`]
+//! `excitatory` or `inhibitory`, `delay` in steps. With a `model` and `layer`,
+//! the node runs that layer of a trained model: its neurons, size and trained
+//! weights, one input, and an input sending graded values (a `CurrentEncoder`, a
+//! membrane) drives it with those values. Parameters: [`LayerParams`]
 //! (`evospike run layer --list-params`).
 
 use std::sync::atomic::Ordering;
@@ -23,6 +26,7 @@ use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::model;
 use crate::kind::NodeKind;
 use crate::node::Node;
 use crate::params::{Check, Params};
@@ -38,16 +42,33 @@ pub struct LayerKind;
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayerParams {
-    /// Number of neurons (at least 1).
-    pub size: usize,
+    /// Number of neurons (at least 1; required without a `model`).
+    #[serde(default)]
+    pub size: Option<usize>,
     /// NEURON plugin that models the neurons.
-    #[serde(default = "default_neuron")]
-    pub neuron: String,
+    #[serde(default)]
+    #[schemars(extend("x-default" = DEFAULT_NEURON))]
+    pub neuron: Option<String>,
     /// Model parameters of the neuron plugin (`tau_ms`, `v_threshold`, …; checked by the plugin).
     #[serde(default)]
-    pub neuron_params: PluginParams,
+    #[schemars(extend("x-default" = "{}"))]
+    pub neuron_params: Option<PluginParams>,
+    /// A trained model's directory: run its layer `layer` — neurons, size and weights (leave `size`, `neuron`, `neuron_params` out; one input, without connectivity settings).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The layer of `model` to run.
+    #[serde(default)]
+    pub layer: Option<String>,
     /// The input topics, each connected to the layer by one projection (at least one).
     pub inputs: Vec<InputParams>,
+    /// Reset the neurons every this many steps (a model's samples; 0: never).
+    #[serde(default)]
+    #[schemars(extend("x-default" = "0, or the model's window"))]
+    pub reset_every: Option<u64>,
+    /// What to publish each step: `spikes`, or `membrane` (the neurons' `v` as an analog tensor).
+    #[serde(default)]
+    #[schemars(extend("x-default" = "spikes (membrane: a model's membrane readout layer)"))]
+    pub publish: Option<Publish>,
     /// PLASTICITY rules, each adapting the projection of one input.
     #[serde(default)]
     pub plasticity: Vec<RuleParams>,
@@ -79,11 +100,13 @@ pub struct InputParams {
     /// The input topic (e.g. `encoder/spikes`).
     pub topic: String,
     /// Connection probability of each (input, neuron) pair, in [0, 1].
-    #[serde(default = "default_p")]
-    pub p: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-default" = DEFAULT_P))]
+    pub p: Option<f64>,
     /// Weight of each connection.
-    #[serde(default = "default_weight")]
-    pub weight: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-default" = DEFAULT_WEIGHT))]
+    pub weight: Option<f32>,
     /// Sign of the connections.
     #[serde(default)]
     pub target: TargetParam,
@@ -93,6 +116,24 @@ pub struct InputParams {
     /// Seed of the random connectivity.
     #[serde(default)]
     pub seed: u64,
+}
+
+impl InputParams {
+    /// Whether connectivity is set (a model's weights exclude it).
+    fn sets_connectivity(&self) -> bool {
+        self.p.is_some() || self.weight.is_some() || self.seed != 0 || self.delay != 0
+    }
+}
+
+/// What a layer publishes each step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Publish {
+    /// Its spikes, as a bitset.
+    #[default]
+    Spikes,
+    /// Its membrane potentials `v`, as an analog tensor (a model's readout layer).
+    Membrane,
 }
 
 /// Sign of a projection's connections.
@@ -120,9 +161,14 @@ pub struct RuleParams {
     pub params: PluginParams,
 }
 
-fn default_neuron() -> String {
-    "LIFNeuron".to_owned()
-}
+/// The NEURON plugin of a layer without a model.
+pub(crate) const DEFAULT_NEURON: &str = "LIFNeuron";
+
+/// The connection probability of an input that does not set it.
+pub(crate) const DEFAULT_P: f64 = 0.1;
+
+/// The connection weight of an input that does not set it.
+pub(crate) const DEFAULT_WEIGHT: f32 = 1.0;
 
 fn default_dt_ms() -> f32 {
     1.0
@@ -136,17 +182,43 @@ fn default_wait_subscribers_s() -> f64 {
     10.0
 }
 
-fn default_p() -> f64 {
-    0.1
-}
-
-fn default_weight() -> f32 {
-    1.0
-}
-
 impl Params for LayerParams {
     fn check(&self, check: &mut Check<'_>) {
-        check.at_least("size", self.size as u64, 1);
+        match (&self.model, &self.layer) {
+            (Some(_), layer) => {
+                model::fixed_by_model(check, "size", &self.size);
+                model::fixed_by_model(check, "neuron", &self.neuron);
+                model::fixed_by_model(check, "neuron_params", &self.neuron_params);
+                if layer.is_none() {
+                    check.require("layer");
+                }
+                if self.inputs.len() > 1 {
+                    let topics: Vec<&str> = self.inputs.iter().map(|i| i.topic.as_str()).collect();
+                    check.fail("inputs", topics.into(), "a model's layer takes one input");
+                }
+                for (i, input) in self.inputs.iter().enumerate() {
+                    if input.sets_connectivity() {
+                        check.fail(
+                            format!("inputs[{i}]"),
+                            serde_json::to_value(input).unwrap_or_default(),
+                            "a model's layer takes its weights from the model: give only `topic`",
+                        );
+                    }
+                }
+            }
+            (None, Some(layer)) => {
+                check.fail(
+                    "layer",
+                    layer.as_str().into(),
+                    "names a layer of a model: give `model` too",
+                );
+            }
+            (None, None) if self.size.is_none() => check.require("size"),
+            (None, None) => {}
+        }
+        if let Some(size) = self.size {
+            check.at_least("size", size as u64, 1);
+        }
         if self.inputs.is_empty() {
             check.fail(
                 "inputs",
@@ -156,11 +228,13 @@ impl Params for LayerParams {
         }
         for (i, input) in self.inputs.iter().enumerate() {
             check.topic(format!("inputs[{i}].topic"), &input.topic);
-            check.probability(format!("inputs[{i}].p"), input.p);
-            if !input.weight.is_finite() {
+            if let Some(p) = input.p {
+                check.probability(format!("inputs[{i}].p"), p);
+            }
+            if let Some(weight) = input.weight.filter(|w| !w.is_finite()) {
                 check.fail(
                     format!("inputs[{i}].weight"),
-                    input.weight.to_string().into(),
+                    weight.to_string().into(),
                     "must be a finite number",
                 );
             }
@@ -218,8 +292,10 @@ impl Wired {
                 topic: self.spec.topic.clone(),
                 source,
             };
-            let weights = FixedProbability::new(self.spec.p, self.spec.seed)
-                .and_then(|c| c.connect(pre, post, WeightInit::Constant(self.spec.weight)))
+            let p = self.spec.p.unwrap_or(DEFAULT_P);
+            let weight = self.spec.weight.unwrap_or(DEFAULT_WEIGHT);
+            let weights = FixedProbability::new(p, self.spec.seed)
+                .and_then(|c| c.connect(pre, post, WeightInit::Constant(weight)))
                 .map_err(error)?;
             let target = match self.spec.target {
                 TargetParam::Excitatory => Target::Excitatory,
@@ -238,11 +314,19 @@ impl Wired {
 }
 
 async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
+    let mut from_model = match (&params.model, &params.layer) {
+        (Some(dir), Some(layer)) => Some(model::layer(dir, layer)?),
+        _ => None,
+    };
     let LayerParams {
         size,
         neuron,
         neuron_params,
+        model: _,
+        layer: _,
         inputs: specs,
+        reset_every,
+        publish,
         plasticity: rules,
         dt_ms,
         max_steps,
@@ -252,6 +336,19 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
         plugins: plugin_settings,
     } = params;
     let output = output.unwrap_or_else(|| format!("{}/spikes", node.name()));
+    let (size, neuron, neuron_params) = match &from_model {
+        Some(m) => (m.size, m.neuron.clone(), m.neuron_params.clone()),
+        None => (
+            size.unwrap_or_default(),
+            neuron.unwrap_or_else(|| DEFAULT_NEURON.to_owned()),
+            neuron_params.unwrap_or_default(),
+        ),
+    };
+    let reset_every = reset_every.unwrap_or(from_model.as_ref().map_or(0, |m| m.steps_per_sample));
+    let publish = publish.unwrap_or(match &from_model {
+        Some(m) if m.membrane_out => Publish::Membrane,
+        _ => Publish::Spikes,
+    });
 
     let backend = backend_from_env()?;
     let mut manager = plugins::manager(&node, &plugin_settings)?;
@@ -272,8 +369,14 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
         wired.push(Wired {
             input: StepInput::new(&node, &spec.topic)?,
             spec,
-            projection: None,
+            projection: from_model.take().map(|m| m.projection),
         });
+    }
+    if publish == Publish::Membrane && layer.state("v").is_none() {
+        return Err(NodeError::plugin(
+            format!("publish the membrane of a `{neuron}` layer"),
+            std::io::Error::other("the plugin has no state `v`"),
+        ));
     }
     let mut publisher = node.spike_publisher(&output)?;
     tracing::info!(size, %neuron, backend = backend.name(), topic = %publisher.key(), "node {} (layer) ready", node.name());
@@ -297,7 +400,13 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
     }
 
     let mut current = vec![0.0f32; size];
-    let mut out = SpikeTensor::zeros(node.name(), &[size as u32])?;
+    let mut spikes_out = vec![0u64; evospike_compute::spikes::spike_words_len(size)];
+    let mut out = match publish {
+        Publish::Spikes => SpikeTensor::zeros(node.name(), &[size as u32])?,
+        Publish::Membrane => SpikeTensor::builder(node.name())
+            .shape([size as u32])
+            .analog(vec![0.0; size])?,
+    };
     let mut deliveries: Vec<Option<Delivery>> = (0..wired.len()).map(|_| None).collect();
     let mut t = start;
     while max_steps.is_none_or(|max| t < max) {
@@ -307,8 +416,17 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
                 None => return finish(&node, &mut manager, &output, start, t).await,
             }
         }
-        let SpikeBody::Bitset(out_words) = &mut out.body else {
-            unreachable!("zeros makes a bitset")
+        if reset_every > 0 && t % reset_every == 0 {
+            // A new sample: start from rest, as the trainer and `evospike eval` do.
+            layer.reset();
+            wired
+                .iter_mut()
+                .filter_map(|w| w.projection.as_mut())
+                .for_each(Projection::reset);
+        }
+        let out_words: &mut [u64] = match &mut out.body {
+            SpikeBody::Bitset(words) => words,
+            _ => &mut spikes_out,
         };
         step_layer(
             backend.as_ref(),
@@ -320,6 +438,9 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
             out_words,
         )?;
         let active = out_words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
+        if let (SpikeBody::Analog(values), Some(v)) = (&mut out.body, layer.state("v")) {
+            values.copy_from_slice(v);
+        }
         out.header.step = t;
         publisher.publish(&mut out)?;
         deliveries.iter_mut().for_each(|d| *d = None);
@@ -397,9 +518,12 @@ fn step_layer(
         let Wired {
             input, projection, ..
         } = w;
-        let words = input.words(delivery);
-        if let Some(projection) = projection.as_mut() {
-            projection.step(backend, words, current)?;
+        let Some(projection) = projection.as_mut() else {
+            continue;
+        };
+        match input.analog(delivery) {
+            Some(values) => projection.step_analog(backend, values, current)?,
+            None => projection.step(backend, input.words(delivery), current)?,
         }
     }
     layer.step(current, out_words);

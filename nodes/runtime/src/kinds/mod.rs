@@ -4,13 +4,16 @@
 
 mod encoder;
 mod layer;
+mod model;
 mod readout;
 mod router;
+mod train;
 
 pub use encoder::{EncoderKind, EncoderParams};
-pub use layer::{InputParams, LayerKind, LayerParams, RuleParams, TargetParam};
+pub use layer::{InputParams, LayerKind, LayerParams, Publish, RuleParams, TargetParam};
 pub use readout::{ReadoutKind, ReadoutParams};
 pub use router::{RouterKind, RouterParams};
+pub use train::{TrainKind, TrainParams};
 
 use crate::node::Node;
 use crate::NodeError;

@@ -15,6 +15,12 @@
 //! neuron's response to that class and assigns every neuron to the class it
 //! responds to most on average — the label assignment of Diehl & Cook (2015).
 //!
+//! With a `model` (a trained model's directory), the readout is the model's: the
+//! input is its output layer, the score of class *c* is neuron *c*'s membrane
+//! summed over the window (an analog input) or its spike count, the largest wins
+//! (the first on ties), the window is the model's and the classes its classes — the
+//! same rule as `evospike eval`, so the pipeline predicts what eval predicts.
+//!
 //! Parameters: [`ReadoutParams`] (`evospike run readout --list-params`).
 
 use std::sync::atomic::Ordering;
@@ -26,6 +32,7 @@ use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::model;
 use crate::kind::NodeKind;
 use crate::node::{Node, NodeMetrics};
 use crate::params::{Check, Params};
@@ -43,15 +50,20 @@ pub struct ReadoutKind;
 pub struct ReadoutParams {
     /// Topic of the layer to read.
     pub input: String,
+    /// A trained model's directory: its classes, window and readout rule (leave `classes` and `steps_per_sample` out; no assignment learning).
+    #[serde(default)]
+    pub model: Option<String>,
     /// Topic of the sample labels (e.g. `encoder/labels`; none: no scoring, round-robin classes).
     #[serde(default)]
     pub labels: Option<String>,
     /// Number of classes (at least 1).
-    #[serde(default = "default_classes")]
-    pub classes: usize,
+    #[serde(default)]
+    #[schemars(extend("x-default" = DEFAULT_CLASSES))]
+    pub classes: Option<usize>,
     /// Window in steps: the encoder's presentation length (at least 1).
-    #[serde(default = "default_steps_per_sample")]
-    pub steps_per_sample: u64,
+    #[serde(default)]
+    #[schemars(extend("x-default" = DEFAULT_STEPS_PER_SAMPLE))]
+    pub steps_per_sample: Option<u64>,
     /// Stop after step `max_steps - 1` (steps are numbered from 0 pipeline-wide; none: run until stopped).
     #[serde(default)]
     pub max_steps: Option<u64>,
@@ -62,15 +74,16 @@ pub struct ReadoutParams {
     /// Steps the input may run ahead before its sender waits (at least 1).
     #[serde(default = "default_max_lag")]
     pub max_lag: usize,
+    /// Seconds to wait for a subscriber of the scores before starting.
+    #[serde(default)]
+    pub wait_subscribers_s: f64,
 }
 
-fn default_classes() -> usize {
-    10
-}
+/// The classes of a readout without a model.
+pub(crate) const DEFAULT_CLASSES: usize = 10;
 
-fn default_steps_per_sample() -> u64 {
-    20
-}
+/// The window of a readout without a model.
+pub(crate) const DEFAULT_STEPS_PER_SAMPLE: u64 = 20;
 
 fn default_max_lag() -> usize {
     DEFAULT_MAX_LAG
@@ -84,9 +97,18 @@ impl Params for ReadoutParams {
                 check.topic(key, topic);
             }
         }
-        check.at_least("classes", self.classes as u64, 1);
-        check.at_least("steps_per_sample", self.steps_per_sample, 1);
+        if self.model.is_some() {
+            model::fixed_by_model(check, "classes", &self.classes);
+            model::fixed_by_model(check, "steps_per_sample", &self.steps_per_sample);
+        }
+        if let Some(classes) = self.classes {
+            check.at_least("classes", classes as u64, 1);
+        }
+        if let Some(window) = self.steps_per_sample {
+            check.at_least("steps_per_sample", window, 1);
+        }
         check.at_least("max_lag", self.max_lag as u64, 1);
+        check.seconds("wait_subscribers_s", self.wait_subscribers_s);
     }
 }
 
@@ -229,17 +251,44 @@ impl Assignment {
     }
 }
 
+/// How window scores become a prediction.
+enum Rule {
+    /// Learned neuron-to-class assignment (untrained networks).
+    Assigned(Assignment),
+    /// A trained model's output: one neuron per class, summed values, argmax.
+    Model,
+}
+
 async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
     let ReadoutParams {
         input: input_topic,
+        model: model_dir,
         labels: labels_topic,
         classes,
         steps_per_sample: window,
         max_steps,
         output,
         max_lag: _,
+        wait_subscribers_s: wait_s,
     } = params;
     let output = output.unwrap_or_else(|| format!("{}/scores", node.name()));
+    let model = model_dir.as_deref().map(model::load).transpose()?;
+    let (classes, window) = match &model {
+        Some(m) => {
+            let net = &m.manifest.network;
+            (net.classes.len(), u64::from(net.steps_per_sample))
+        }
+        None => (
+            classes.unwrap_or(DEFAULT_CLASSES),
+            window.unwrap_or(DEFAULT_STEPS_PER_SAMPLE),
+        ),
+    };
+    if let (Some(dir), true) = (&model_dir, classes == 0 || window == 0) {
+        return Err(NodeError::model(
+            dir,
+            "has no classes or a window of 0 steps",
+        ));
+    }
     let mut input = StepInput::new(&node, &input_topic)?;
     let mut labels = match &labels_topic {
         Some(topic) => Some(Labels {
@@ -251,14 +300,27 @@ async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
     };
     let mut publisher = node.spike_publisher(&output)?;
     tracing::info!(classes, window, topic = %publisher.key(), labels = ?labels_topic, "node {} (readout) ready", node.name());
+    if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
+        return Ok(());
+    }
     let Some(start) = input.peek_step(&node).await? else {
         return Ok(());
     };
     node.set_state(HealthState::Active);
 
     let neurons = input.len().unwrap_or(0);
-    let mut assignment = Assignment::new(neurons, classes);
+    let mut rule = match (&model_dir, &model) {
+        (Some(dir), Some(_)) if neurons != classes => {
+            return Err(NodeError::model(
+                dir,
+                format!("{input_topic} has {neurons} neurons; the model has {classes} classes"),
+            ))
+        }
+        (_, Some(_)) => Rule::Model,
+        _ => Rule::Assigned(Assignment::new(neurons, classes)),
+    };
     let mut counts = vec![0u32; neurons];
+    let mut sums = vec![0.0f32; neurons];
     let mut scores = SpikeTensor::builder(node.name())
         .shape([classes as u32])
         .analog(vec![0.0; classes])?;
@@ -270,8 +332,18 @@ async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
         };
         if let Delivery::Tensor(msg) = &delivery {
             let view = msg.view();
-            for i in view.active_indices() {
-                counts[i as usize] += 1;
+            match view.analog() {
+                Some(values) if values.len() == sums.len() => {
+                    for (s, &v) in sums.iter_mut().zip(values) {
+                        *s += v;
+                    }
+                }
+                _ => {
+                    for i in view.active_indices() {
+                        counts[i as usize] += 1;
+                        sums[i as usize] += 1.0;
+                    }
+                }
             }
             node.metrics()
                 .spikes
@@ -282,7 +354,13 @@ async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
             let SpikeBody::Analog(values) = &mut scores.body else {
                 unreachable!("built as analog")
             };
-            let prediction = assignment.score(&counts, values);
+            let prediction = match &rule {
+                Rule::Assigned(assignment) => assignment.score(&counts, values),
+                Rule::Model => {
+                    values.copy_from_slice(&sums);
+                    Some(evospike_learning::infer::argmax(values))
+                }
+            };
             let label = match labels.as_mut() {
                 Some(labels) => labels.at(t + 1 - window, node.metrics()).await,
                 None => None,
@@ -292,13 +370,16 @@ async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {
                 correct += u64::from(prediction == Some(label as usize));
                 node.metrics()
                     .set_gauge("accuracy", correct as f64 / judged as f64);
-                assignment.learn(&counts, label as usize);
+                if let Rule::Assigned(assignment) = &mut rule {
+                    assignment.learn(&counts, label as usize);
+                }
             }
             let accuracy = (judged > 0).then(|| correct as f64 / judged as f64);
             tracing::info!(step = t, prediction = ?prediction, label = ?label, accuracy = ?accuracy, "prediction");
             scores.header.step = t;
             publisher.publish(&mut scores)?;
             counts.fill(0);
+            sums.fill(0.0);
         }
         t += 1;
     }

@@ -14,8 +14,8 @@ pub struct ParamDoc {
     pub key: String,
     /// Its type, e.g. `integer`, `number or null`, `excitatory | inhibitory`.
     pub ty: String,
-    /// Its default as JSON, a computed default such as `<name>/spikes`,
-    /// `required`, or `none`.
+    /// Its default (a string without quotes, anything else as JSON), a default
+    /// applied at run time such as `<name>/spikes`, `required`, or `none`.
     pub default: String,
     /// What it means (the field's doc comment).
     pub about: String,
@@ -53,12 +53,17 @@ fn object_rows(root: &Value, object: &Value, prefix: &str, rows: &mut Vec<ParamD
     for (name, property) in properties {
         let key = format!("{prefix}{name}");
         let resolved = resolve(root, property);
-        // `#[schemars(extend("x-default" = "<name>/spikes"))]`: a default computed
-        // at run time, shown as written.
-        let computed = property.get("x-default").and_then(Value::as_str);
+        // `#[schemars(extend("x-default" = …))]`: a default applied at run time
+        // (`<name>/spikes`, or one a model may replace), shown as written.
+        let computed = property.get("x-default").map(|v| match v {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        });
         let default = match property.get("default").or_else(|| resolved.get("default")) {
-            _ if computed.is_some() => computed.unwrap_or_default().to_owned(),
+            _ if computed.is_some() => computed.clone().unwrap_or_default(),
             Some(Value::Null) => "none".to_owned(),
+            // Strings as written in a launch file, without JSON quotes.
+            Some(Value::String(text)) => text.clone(),
             Some(value) => value.to_string(),
             None if required.contains(&name.as_str()) => "required".to_owned(),
             None => "none".to_owned(),

@@ -107,6 +107,17 @@ impl Check<'_> {
         ));
     }
 
+    /// Reports that `key` must be given (required in this combination of parameters).
+    pub fn require(&mut self, key: impl Into<String>) {
+        self.problems.push(ParamError::new(
+            self.node,
+            self.kind,
+            key,
+            None,
+            ParamProblem::Missing,
+        ));
+    }
+
     /// A count that must be at least `min` (sizes, windows).
     pub fn at_least(&mut self, key: impl Into<String>, value: u64, min: u64) {
         if value < min {
@@ -132,6 +143,13 @@ impl Check<'_> {
     pub fn seconds(&mut self, key: impl Into<String>, value: f64) {
         if std::time::Duration::try_from_secs_f64(value).is_err() {
             self.fail(key, number(value), "must be a number of seconds ≥ 0");
+        }
+    }
+
+    /// A fraction strictly between 0 and 1 (a held-out share of a data set).
+    pub fn fraction(&mut self, key: impl Into<String>, value: f64) {
+        if !(value > 0.0 && value < 1.0) {
+            self.fail(key, number(value), "must be a fraction in (0, 1)");
         }
     }
 

@@ -140,3 +140,67 @@ fn the_parameter_table_comes_from_the_struct() {
         .collect();
     insta::assert_snapshot!(rows.join("\n"));
 }
+
+#[test]
+fn train_rejects_a_typo_and_values_out_of_range() {
+    insta::assert_snapshot!(
+        "train_typo",
+        rejected(
+            "train",
+            "train",
+            json!({"out": "m", "learnr": "SurrogateGradient"})
+        )
+    );
+    insta::assert_snapshot!(
+        "train_out_of_range",
+        rejected("train", "train", json!({"out": "m", "holdout": 1.5}))
+    );
+    insta::assert_snapshot!("train_missing_out", rejected("train", "train", json!({})));
+    accepted(
+        "train",
+        json!({"out": "m", "holdout": 0.2, "learner_params": {"hidden": [128]}}),
+    );
+}
+
+#[test]
+fn what_a_model_fixes_cannot_be_given_too() {
+    insta::assert_snapshot!(
+        "model_fixes_parameters",
+        [
+            rejected(
+                "encoder",
+                "enc",
+                json!({"model": "m", "encoder": "RateEncoder", "steps_per_sample": 50})
+            ),
+            rejected(
+                "layer",
+                "hidden",
+                json!({"model": "m", "size": 10, "inputs": [{"topic": "x", "p": 0.5}]})
+            ),
+            rejected(
+                "layer",
+                "hidden",
+                json!({"layer": "hidden", "size": 10, "inputs": [{"topic": "x"}]})
+            ),
+            rejected(
+                "readout",
+                "readout",
+                json!({"model": "m", "input": "o/spikes", "classes": 10})
+            ),
+        ]
+        .join("\n")
+    );
+    // The model directory need not exist yet: a `train` node may write it later.
+    accepted(
+        "encoder",
+        json!({"model": "/not/yet/trained", "holdout": 0.2}),
+    );
+    accepted(
+        "layer",
+        json!({"model": "/not/yet/trained", "layer": "hidden", "inputs": [{"topic": "encoder/spikes"}]}),
+    );
+    accepted(
+        "readout",
+        json!({"model": "/not/yet/trained", "input": "output/spikes"}),
+    );
+}

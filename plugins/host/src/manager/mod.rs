@@ -20,8 +20,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use evospike_plugin_api::{
-    EncoderPlugin, HealthReport, NeuronPlugin, PlasticityPlugin, Plugin, PluginError, PluginHealth,
-    PluginMetadata, PluginStatus, PluginType,
+    EncoderPlugin, HealthReport, LearningPlugin, NeuronPlugin, PlasticityPlugin, Plugin,
+    PluginError, PluginHealth, PluginMetadata, PluginStatus, PluginType,
 };
 
 use crate::config::PluginsConfig;
@@ -204,6 +204,11 @@ impl PluginManager {
     /// The PLASTICITY family view of `name`.
     pub fn plasticity(&self, name: &str) -> Result<&dyn PlasticityPlugin, HostError> {
         self.family(PluginType::Plasticity, name, |p| p.as_plasticity())
+    }
+
+    /// The LEARNING family view of `name`.
+    pub fn learning(&self, name: &str) -> Result<&dyn LearningPlugin, HostError> {
+        self.family(PluginType::Learning, name, |p| p.as_learning())
     }
 
     /// The status of `(plugin_type, name)`.

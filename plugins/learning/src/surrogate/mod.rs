@@ -1,0 +1,752 @@
+//! `SurrogateGradient`: supervised training of LIF networks by backpropagation
+//! through time with a surrogate spike derivative.
+//!
+//! The network is `inputs → LIF hidden layers → output`, fully connected, driven
+//! by the scaled sample as a constant input current every step (the
+//! `CurrentEncoder`). The output is a layer of leaky integrators whose mean
+//! membrane is the class score (`loss: membrane`, the default) or LIF neurons
+//! whose spike count is (`loss: count`); the loss is softmax cross-entropy. The
+//! neurons are exactly the `LIFNeuron` / `LeakyIntegrator` plugins' models
+//! (`v_rest = v_reset = 0`, threshold `threshold`, no refractory period, the decay
+//! computed by [`evospike_neuron::membrane_decay`]), so a trained model steps the
+//! same numbers in layer nodes.
+//!
+//! Parameters (all optional; unknown keys are errors):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `hidden` | `[800]` | hidden layer sizes |
+//! | `steps` | 25 | steps each sample is presented for |
+//! | `beta` | 0.95 | membrane decay per step (τ = −dt / ln β) |
+//! | `threshold` | 1.0 | firing threshold |
+//! | `surrogate` | `fast_sigmoid` | or `arctan` |
+//! | `slope` | 25 (fast sigmoid), 2 (arctan) | surrogate steepness |
+//! | `loss` | `membrane` | or `count` |
+//! | `epochs` | 30 | epochs the learning-rate schedule spans |
+//! | `batch` | 128 | mini-batch size |
+//! | `lr` | 0.002 | Adam learning rate |
+//! | `weight_decay` | 0.0001 | decoupled weight decay |
+//! | `schedule` | `cosine` | or `constant` |
+//! | `shift` | side / 14 (8×8: 0, 28×28: 2) | random shift augmentation in pixels (images only; 0 = off) |
+//! | `threads` | 0 | CPU threads (0: every core, or `DEVICE`'s ArrayFire device) |
+
+mod adam;
+pub(crate) mod engine;
+
+use std::time::Instant;
+
+use evospike_compute::{backend_from_env, Backend, CpuBackend, LifDense, Surrogate};
+use evospike_plugin_api::{
+    Checkpoint, Control, Dataset, EncoderDef, EpochReport, LayerDef, Learner, LearnerSpec,
+    NetworkSpec, Params, PluginError, Progress, Tensor,
+};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use self::adam::{Adam, Moments};
+use self::engine::{Readout, Shape, Workspace};
+
+/// The plugin and learner name.
+pub const NAME: &str = "SurrogateGradient";
+
+/// The spike derivative used in the backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurrogateKind {
+    /// `1/(1 + slope·|x|)²`.
+    FastSigmoid,
+    /// `(α/2)/(1 + (π/2·α·x)²)`.
+    Arctan,
+}
+
+/// What the loss is computed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Mean membrane of a leaky-integrator output layer.
+    Membrane,
+    /// Spike counts of a LIF output layer.
+    Count,
+}
+
+/// How the learning rate changes over the epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Half a cosine from `lr` down to 0 over `epochs`.
+    Cosine,
+    /// `lr` throughout.
+    Constant,
+}
+
+/// The learner's parameters; see the module docs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Hidden layer sizes.
+    pub hidden: Vec<usize>,
+    /// Steps per sample.
+    pub steps: u32,
+    /// Membrane decay per step.
+    pub beta: f32,
+    /// Firing threshold.
+    pub threshold: f32,
+    /// Surrogate derivative.
+    pub surrogate: SurrogateKind,
+    /// Its steepness (default by kind).
+    pub slope: Option<f32>,
+    /// What the loss sees.
+    pub loss: LossKind,
+    /// Epochs the schedule spans.
+    pub epochs: u32,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Shift augmentation in pixels (default: image side / 14).
+    pub shift: Option<u32>,
+    /// CPU threads (0: all).
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hidden: vec![800],
+            steps: 25,
+            beta: 0.95,
+            threshold: 1.0,
+            surrogate: SurrogateKind::FastSigmoid,
+            slope: None,
+            loss: LossKind::Membrane,
+            epochs: 30,
+            batch: 128,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            schedule: Schedule::Cosine,
+            shift: None,
+            threads: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and checks a parameter map.
+    pub fn from_params(params: &Params) -> Result<Self, PluginError> {
+        let config: Self = serde_json::from_value(serde_json::Value::Object(params.clone()))
+            .map_err(|e| PluginError::invalid_parameter(NAME, param_name(&e), e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), PluginError> {
+        let bad =
+            |param: &str, reason: String| Err(PluginError::invalid_parameter(NAME, param, reason));
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            return bad(
+                "hidden",
+                format!("needs at least one layer, each > 0; got {:?}", self.hidden),
+            );
+        }
+        if self.steps == 0 {
+            return bad("steps", "must be > 0".into());
+        }
+        if !(self.beta > 0.0 && self.beta < 1.0) {
+            return bad("beta", format!("must be in (0, 1), got {}", self.beta));
+        }
+        if !(self.threshold > 0.0 && self.threshold.is_finite()) {
+            return bad("threshold", format!("must be > 0, got {}", self.threshold));
+        }
+        if let Some(s) = self.slope {
+            if !(s > 0.0 && s.is_finite()) {
+                return bad("slope", format!("must be > 0, got {s}"));
+            }
+        }
+        if self.epochs == 0 || self.batch == 0 {
+            return bad("epochs", "epochs and batch must be > 0".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", format!("must be > 0, got {}", self.lr));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
+        }
+        Ok(())
+    }
+
+    fn surrogate(&self) -> Surrogate {
+        match self.surrogate {
+            SurrogateKind::FastSigmoid => Surrogate::FastSigmoid {
+                slope: self.slope.unwrap_or(25.0),
+            },
+            SurrogateKind::Arctan => Surrogate::Arctan {
+                alpha: self.slope.unwrap_or(2.0),
+            },
+        }
+    }
+}
+
+/// The key a serde error is about (`unknown field `x``), for the error's `param`.
+fn param_name(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    text.split('`').nth(1).unwrap_or("params").to_owned()
+}
+
+/// The time step every trained network uses (ms).
+const DT_MS: f32 = 1.0;
+
+/// Running sums of a (possibly interrupted) epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Running {
+    loss: f64,
+    correct: u64,
+    seen: u64,
+    seconds: f64,
+}
+
+/// The `SurrogateGradient` learner.
+pub struct SurrogateGradient {
+    spec: LearnerSpec,
+    config: Config,
+    network: NetworkSpec,
+    shape: Shape,
+    shift: u32,
+    /// `[in, out]` per layer.
+    weights: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    moments: Vec<Moments>,
+    adam: Adam,
+    step: u64,
+    epoch: u32,
+    batch: u32,
+    running: Running,
+    ws: Workspace,
+    x: Vec<f32>,
+    labels: Vec<u32>,
+    backend: Box<dyn Backend>,
+}
+
+impl std::fmt::Debug for SurrogateGradient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SurrogateGradient")
+            .field("sizes", &self.shape.sizes)
+            .field("epoch", &self.epoch)
+            .field("backend", &self.backend.name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> PluginError {
+    PluginError::failed(NAME, e.to_string())
+}
+
+/// A seed for one purpose: `seed`, mixed with the purpose's numbers.
+fn sub_seed(seed: u64, parts: &[u64]) -> u64 {
+    parts.iter().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, &p| {
+        (h ^ p).wrapping_mul(0x0100_0000_01B3).rotate_left(29) ^ 0xD6E8_FEB8_6659_FD93
+    })
+}
+
+/// `τ = −dt / ln β`, as `tau_ms` for the plugins.
+fn tau_for(beta: f32) -> f32 {
+    (-f64::from(DT_MS) / f64::from(beta).ln()) as f32
+}
+
+impl SurrogateGradient {
+    /// A fresh learner: seeded fan-in-scaled initial weights, zero moments.
+    pub fn new(spec: &LearnerSpec) -> Result<Self, PluginError> {
+        let config = Config::from_params(&spec.params)?;
+        if spec.input_size == 0 || spec.classes.len() < 2 {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "spec",
+                format!(
+                    "needs inputs and at least two classes; got {} inputs, {} classes",
+                    spec.input_size,
+                    spec.classes.len()
+                ),
+            ));
+        }
+        let backend: Box<dyn Backend> = if config.threads == 0 {
+            backend_from_env().map_err(failed)?
+        } else {
+            Box::new(CpuBackend::with_threads(config.threads).map_err(failed)?)
+        };
+        let tau = tau_for(config.beta);
+        let lif = LifDense {
+            beta: evospike_neuron::membrane_decay(DT_MS, tau),
+            threshold: config.threshold,
+            surrogate: config.surrogate(),
+        };
+        let mut sizes = vec![spec.input_size];
+        sizes.extend(&config.hidden);
+        sizes.push(spec.classes.len());
+        let readout = match config.loss {
+            LossKind::Membrane => Readout::Membrane,
+            LossKind::Count => Readout::Count,
+        };
+        let shape = Shape {
+            sizes,
+            steps: config.steps as usize,
+            lif,
+            out_beta: lif.beta,
+            readout,
+        };
+        let network = network_spec(spec, &config, tau, &shape);
+        network
+            .validate()
+            .map_err(|e| PluginError::invalid_parameter(NAME, "spec", e))?;
+        let shift = config.shift.unwrap_or_else(|| match spec.input_shape[..] {
+            [h, w] => (h.min(w) / 14) as u32,
+            _ => 0,
+        });
+        let mut rng = StdRng::seed_from_u64(sub_seed(spec.seed, &[0]));
+        let weights: Vec<Vec<f32>> = (0..shape.layers())
+            .map(|l| {
+                let (n_in, n_out) = (shape.sizes[l], shape.sizes[l + 1]);
+                // PyTorch's nn.Linear default: U(−1/√fan_in, 1/√fan_in).
+                let bound = 1.0 / (n_in as f32).sqrt();
+                (0..n_in * n_out)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
+            })
+            .collect();
+        let grads = weights.iter().map(|w| vec![0.0; w.len()]).collect();
+        let moments = weights.iter().map(|w| Moments::zeros(w.len())).collect();
+        let ws = Workspace::new(&shape, config.batch);
+        Ok(Self {
+            x: vec![0.0; config.batch * spec.input_size],
+            labels: Vec::with_capacity(config.batch),
+            spec: spec.clone(),
+            network,
+            shift,
+            weights,
+            grads,
+            moments,
+            adam: Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: config.weight_decay,
+            },
+            config,
+            shape,
+            step: 0,
+            epoch: 0,
+            batch: 0,
+            running: Running::default(),
+            ws,
+            backend,
+        })
+    }
+
+    fn learning_rate(&self, batch: u32, batches: u32) -> f32 {
+        match self.config.schedule {
+            Schedule::Constant => self.config.lr,
+            Schedule::Cosine => {
+                let done = (f64::from(self.epoch) + f64::from(batch) / f64::from(batches.max(1)))
+                    / f64::from(self.config.epochs);
+                let done = done.min(1.0);
+                (f64::from(self.config.lr) * 0.5 * (1.0 + (std::f64::consts::PI * done).cos()))
+                    as f32
+            }
+        }
+    }
+
+    /// Copies the samples `indices` into the batch buffer, shifted at random when
+    /// `rng` is given.
+    fn gather(&mut self, data: &Dataset<'_>, indices: &[usize], rng: Option<&mut StdRng>) {
+        let n = self.spec.input_size;
+        let x = &mut self.x[..indices.len() * n];
+        self.labels.clear();
+        match (rng, &self.spec.input_shape[..]) {
+            (Some(rng), &[h, w]) if self.shift > 0 => {
+                let k = self.shift as i64;
+                for (dst, &i) in x.chunks_exact_mut(n).zip(indices) {
+                    let (dy, dx) = (rng.random_range(-k..=k), rng.random_range(-k..=k));
+                    shift_image(data.sample(i), dst, h, w, dy, dx);
+                }
+            }
+            _ => {
+                for (dst, &i) in x.chunks_exact_mut(n).zip(indices) {
+                    dst.copy_from_slice(data.sample(i));
+                }
+            }
+        }
+        if let Some(labels) = data.labels() {
+            self.labels.extend(indices.iter().map(|&i| labels[i]));
+        }
+    }
+
+    fn check_data(&self, data: &Dataset<'_>) -> Result<(), PluginError> {
+        if data.num_inputs() != self.spec.input_size {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                format!(
+                    "samples have {} values but the network takes {}",
+                    data.num_inputs(),
+                    self.spec.input_size
+                ),
+            ));
+        }
+        if data.num_classes() > self.spec.classes.len() {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                format!(
+                    "the data has {} classes but the network {}",
+                    data.num_classes(),
+                    self.spec.classes.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The network this learner's config describes (what a model records).
+fn network_spec(spec: &LearnerSpec, config: &Config, tau: f32, shape: &Shape) -> NetworkSpec {
+    let lif_params = json!({
+        "tau_ms": tau, "v_rest": 0.0, "v_reset": 0.0,
+        "v_threshold": config.threshold, "t_ref_ms": 0.0,
+    });
+    let as_map = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let mut layers: Vec<LayerDef> = config
+        .hidden
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| LayerDef {
+            name: if config.hidden.len() == 1 {
+                "hidden".into()
+            } else {
+                format!("hidden{}", i + 1)
+            },
+            neuron: "LIFNeuron".into(),
+            size,
+            params: as_map(lif_params.clone()),
+        })
+        .collect();
+    layers.push(LayerDef {
+        name: "output".into(),
+        neuron: match shape.readout {
+            Readout::Membrane => "LeakyIntegrator".into(),
+            Readout::Count => "LIFNeuron".into(),
+        },
+        size: spec.classes.len(),
+        params: match shape.readout {
+            Readout::Membrane => as_map(json!({ "tau_ms": tau })),
+            Readout::Count => as_map(lif_params),
+        },
+    });
+    NetworkSpec {
+        input_size: spec.input_size,
+        input_shape: spec.input_shape.clone(),
+        encoder: EncoderDef {
+            plugin: "CurrentEncoder".into(),
+            params: Params::new(),
+        },
+        dt_ms: DT_MS,
+        steps_per_sample: config.steps,
+        layers,
+        classes: spec.classes.clone(),
+        readout: match shape.readout {
+            Readout::Membrane => evospike_plugin_api::Readout::Membrane,
+            Readout::Count => evospike_plugin_api::Readout::SpikeCount,
+        },
+    }
+}
+
+/// Copies an `h x w` image shifted by `(dy, dx)` pixels, filling with zeros.
+fn shift_image(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: i64, dx: i64) {
+    dst.fill(0.0);
+    for y in 0..h as i64 {
+        let sy = y - dy;
+        if sy < 0 || sy >= h as i64 {
+            continue;
+        }
+        let (x0, x1) = (dx.max(0), (w as i64 + dx).min(w as i64));
+        if x0 >= x1 {
+            continue;
+        }
+        let d = (y as usize) * w;
+        let s = (sy as usize) * w;
+        dst[d + x0 as usize..d + x1 as usize]
+            .copy_from_slice(&src[s + (x0 - dx) as usize..s + (x1 - dx) as usize]);
+    }
+}
+
+impl Learner for SurrogateGradient {
+    fn network(&self) -> &NetworkSpec {
+        &self.network
+    }
+
+    fn hyperparameters(&self) -> Params {
+        let mut p = serde_json::to_value(&self.config)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        p.insert("shift".into(), self.shift.into());
+        p.insert(
+            "slope".into(),
+            json!(match self.shape.lif.surrogate {
+                Surrogate::FastSigmoid { slope } => slope,
+                Surrogate::Arctan { alpha } => alpha,
+            }),
+        );
+        p
+    }
+
+    fn position(&self) -> (u32, u32) {
+        (self.epoch, self.batch)
+    }
+
+    fn train_epoch(
+        &mut self,
+        data: &Dataset<'_>,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<EpochReport, PluginError> {
+        self.check_data(data)?;
+        if data.labels().is_none() {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                "supervised training needs labels",
+            ));
+        }
+        let n = data.len();
+        let b = self.config.batch;
+        let batches = n.div_ceil(b) as u32;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(
+            self.spec.seed,
+            &[1, u64::from(self.epoch)],
+        )));
+        let classes = self.spec.classes.len();
+        let trained_before = self.running.seen;
+        let mut completed = true;
+        while self.batch < batches {
+            let started = Instant::now();
+            let bi = self.batch as usize;
+            let idx = &order[bi * b..((bi + 1) * b).min(n)];
+            let mut rng = StdRng::seed_from_u64(sub_seed(
+                self.spec.seed,
+                &[2, u64::from(self.epoch), bi as u64],
+            ));
+            self.gather(data, idx, Some(&mut rng));
+            let rows = idx.len();
+            let x = &self.x[..rows * self.spec.input_size];
+            engine::forward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                rows,
+                &mut self.ws,
+            )
+            .map_err(failed)?;
+            let (loss, correct) = engine::cross_entropy(classes, &self.labels, &mut self.ws);
+            engine::backward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                rows,
+                &mut self.ws,
+                &mut self.grads,
+            )
+            .map_err(failed)?;
+            self.step += 1;
+            let lr = self.learning_rate(self.batch, batches);
+            for ((w, g), m) in self
+                .weights
+                .iter_mut()
+                .zip(&self.grads)
+                .zip(&mut self.moments)
+            {
+                self.adam.update(self.step, lr, w, g, m);
+            }
+            if !loss.is_finite() {
+                return Err(failed(format!(
+                    "the loss diverged at epoch {} batch {bi}; lower lr (now {})",
+                    self.epoch, self.config.lr
+                )));
+            }
+            self.running.loss += loss;
+            self.running.correct += correct as u64;
+            self.running.seen += rows as u64;
+            self.running.seconds += started.elapsed().as_secs_f64();
+            self.batch += 1;
+            let report = Progress {
+                epoch: self.epoch,
+                batch: self.batch - 1,
+                batches,
+                loss: (self.running.loss / self.running.seen as f64) as f32,
+                accuracy: (self.running.correct as f64 / self.running.seen as f64) as f32,
+                samples_per_s: (self.running.seen as f64 / self.running.seconds.max(1e-9)) as f32,
+            };
+            if progress(&report) == Control::Stop && self.batch < batches {
+                completed = false;
+                break;
+            }
+        }
+        let r = self.running;
+        let report = EpochReport {
+            epoch: self.epoch,
+            loss: (r.loss / r.seen.max(1) as f64) as f32,
+            accuracy: (r.correct as f64 / r.seen.max(1) as f64) as f32,
+            samples: (r.seen - trained_before) as usize,
+            samples_per_s: (r.seen as f64 / r.seconds.max(1e-9)) as f32,
+            completed,
+        };
+        if completed {
+            self.epoch += 1;
+            self.batch = 0;
+            self.running = Running::default();
+        }
+        Ok(report)
+    }
+
+    fn predict(&mut self, data: &Dataset<'_>) -> Result<Vec<u32>, PluginError> {
+        self.check_data(data)?;
+        let classes = self.spec.classes.len();
+        let mut out = Vec::with_capacity(data.len());
+        let all: Vec<usize> = (0..data.len()).collect();
+        for chunk in all.chunks(self.ws.capacity()) {
+            self.gather(data, chunk, None);
+            let x = &self.x[..chunk.len() * self.spec.input_size];
+            engine::forward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                chunk.len(),
+                &mut self.ws,
+            )
+            .map_err(failed)?;
+            out.extend(
+                self.ws.logits[..chunk.len() * classes]
+                    .chunks_exact(classes)
+                    .map(|z| engine::argmax(z) as u32),
+            );
+        }
+        Ok(out)
+    }
+
+    fn weights(&self) -> Vec<Tensor> {
+        self.network
+            .layers
+            .iter()
+            .zip(&self.weights)
+            .zip(self.shape.layer_dims())
+            .map(|((layer, w), (n_in, n_out))| Tensor {
+                name: format!("layers.{}.weight", layer.name),
+                shape: vec![n_out, n_in],
+                data: transpose(w, n_in, n_out),
+            })
+            .collect()
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        let mut tensors = Vec::with_capacity(3 * self.weights.len());
+        for (l, ((w, m), (n_in, n_out))) in self
+            .weights
+            .iter()
+            .zip(&self.moments)
+            .zip(self.shape.layer_dims())
+            .enumerate()
+        {
+            for (kind, data) in [("weight", w), ("adam_m", &m.m), ("adam_v", &m.v)] {
+                tensors.push(Tensor {
+                    name: format!("{kind}.{l}"),
+                    shape: vec![n_in, n_out],
+                    data: data.clone(),
+                });
+            }
+        }
+        Checkpoint {
+            learner: NAME.into(),
+            spec: self.spec.clone(),
+            epoch: self.epoch,
+            batch: self.batch,
+            state: json!({ "step": self.step, "running": self.running }),
+            tensors,
+        }
+    }
+
+    fn restore(&mut self, c: &Checkpoint) -> Result<(), PluginError> {
+        let bad = |reason: String| Err(PluginError::invalid_parameter(NAME, "checkpoint", reason));
+        if c.learner != NAME {
+            return bad(format!("was written by {}, not {NAME}", c.learner));
+        }
+        if c.spec != self.spec {
+            return bad("was written for another network or other parameters".into());
+        }
+        #[derive(Deserialize)]
+        struct State {
+            step: u64,
+            running: Running,
+        }
+        let state: State = match serde_json::from_value(c.state.clone()) {
+            Ok(s) => s,
+            Err(e) => return bad(format!("state: {e}")),
+        };
+        let dims: Vec<(usize, usize)> = self.shape.layer_dims().collect();
+        for (l, &(n_in, n_out)) in dims.iter().enumerate() {
+            for kind in ["weight", "adam_m", "adam_v"] {
+                let name = format!("{kind}.{l}");
+                let Some(t) = c.tensors.iter().find(|t| t.name == name) else {
+                    return bad(format!("has no tensor {name}"));
+                };
+                if t.shape != [n_in, n_out] || t.data.len() != n_in * n_out {
+                    return bad(format!(
+                        "tensor {name} is {:?}, expected [{n_in}, {n_out}]",
+                        t.shape
+                    ));
+                }
+                let dst = match kind {
+                    "weight" => &mut self.weights[l],
+                    "adam_m" => &mut self.moments[l].m,
+                    _ => &mut self.moments[l].v,
+                };
+                dst.copy_from_slice(&t.data);
+            }
+        }
+        self.step = state.step;
+        self.running = state.running;
+        self.epoch = c.epoch;
+        self.batch = c.batch;
+        Ok(())
+    }
+}
+
+impl Shape {
+    /// `(inputs, outputs)` of every layer.
+    fn layer_dims(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.sizes.windows(2).map(|w| (w[0], w[1]))
+    }
+}
+
+/// `[rows, cols]` → `[cols, rows]`.
+pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests;
