@@ -1,6 +1,5 @@
 //! The LEARNING plugin objects, for static registration by the plugin host.
 
-use evospike_plugin_api::semver::Version;
 use evospike_plugin_api::{
     Learner, LearnerSpec, LearningPlugin, Plugin, PluginError, PluginMetadata, PluginType,
 };
@@ -15,12 +14,7 @@ pub struct SurrogateGradientPlugin {
 
 impl Default for SurrogateGradientPlugin {
     fn default() -> Self {
-        let part = |s: &str| s.parse().unwrap_or(0);
-        let version = Version::new(
-            part(env!("CARGO_PKG_VERSION_MAJOR")),
-            part(env!("CARGO_PKG_VERSION_MINOR")),
-            part(env!("CARGO_PKG_VERSION_PATCH")),
-        );
+        let version = evospike_plugin_api::crate_version!();
         Self {
             meta: PluginMetadata::new(NAME, version, PluginType::Learning)
                 .with_description(
