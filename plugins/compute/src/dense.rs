@@ -172,8 +172,28 @@ impl Gemm<'_> {
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 1 << 20;
 
-/// The CPU product: `matrixmultiply`'s packed SIMD kernels, with the rows of `C`
-/// split among `pool`'s threads for large products (no two threads write one row).
+/// A pointer into `C` that worker threads write disjoint column blocks through.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the threads given a `SharedOut` write disjoint column ranges of one
+// matrix (see `gemm_cpu`), and the matrix outlives the parallel section.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// The CPU product: `matrixmultiply`'s packed SIMD kernels. A large product is
+/// split among `pool`'s threads along the longer side of `C`: by column blocks
+/// when `C` is wide (each thread then packs only its share of `B`, as the forward
+/// pass `x·W` needs), by row blocks when it is tall. No two threads write the same
+/// element, and each element is summed in the same order as on one thread.
 pub(crate) fn gemm_cpu(g: Gemm<'_>, pool: Option<&rayon::ThreadPool>) -> Result<(), ShapeError> {
     let (m, k, n) = g.dims()?;
     if m == 0 || n == 0 {
@@ -182,44 +202,57 @@ pub(crate) fn gemm_cpu(g: Gemm<'_>, pool: Option<&rayon::ThreadPool>) -> Result<
     let (_, _, rsa, csa) = oriented(&g.a, g.op_a);
     let (_, _, rsb, csb) = oriented(&g.b, g.op_b);
     let (alpha, beta, a, b) = (g.alpha, g.beta, g.a.data, g.b.data);
-    let block = |row0: usize, c: &mut [f32]| {
-        let rows = c.len() / n;
+    // Rows `row0 .. row0 + rows` and columns `col0 .. col0 + cols` of C, at `c`.
+    let block = |row0: usize, rows: usize, col0: usize, cols: usize, c: *mut f32| {
         // SAFETY: `dims` checked that op(A) is m x k, op(B) is k x n and C is m x n
-        // over slices of exactly those sizes, so every index the kernel forms from
-        // these strides lies inside its slice; rows `row0 .. row0 + rows` of op(A)
-        // start at offset `row0 * rsa` (rsa is the row stride of op(A)), and `c` is
-        // exactly those rows of C. The slices are not aliased (C is `&mut`).
+        // over slices of exactly those sizes. Row `row0` of op(A) starts at offset
+        // `row0 * rsa` and column `col0` of op(B) at `col0 * csb`; the kernel reads
+        // `rows x k` and `k x cols` from there with the given strides, which stays
+        // inside `a` and `b`. `c` points at C[row0][col0] and the kernel writes
+        // `rows x cols` elements with row stride n, inside C; callers hand each
+        // thread a block no other thread writes.
         unsafe {
             matrixmultiply::sgemm(
                 rows,
                 k,
-                n,
+                cols,
                 alpha,
                 a.as_ptr().offset(row0 as isize * rsa),
                 rsa,
                 csa,
-                b.as_ptr(),
+                b.as_ptr().offset(col0 as isize * csb),
                 rsb,
                 csb,
                 beta,
-                c.as_mut_ptr(),
+                c,
                 n as isize,
                 1,
             );
         }
     };
     let threads = pool.map_or(1, rayon::ThreadPool::current_num_threads);
+    let c = SharedOut(g.c.data.as_mut_ptr());
     match pool {
-        Some(pool) if m * n * k >= PARALLEL_MIN_FLOPS && m >= 2 * threads => {
-            let rows_per = m.div_ceil(threads);
+        Some(pool) if m * n * k >= PARALLEL_MIN_FLOPS && threads > 1 && n >= m && n >= 16 * threads => {
+            // Column blocks, a multiple of 16 wide so the kernels' panels stay whole.
+            let per = n.div_ceil(threads).next_multiple_of(16);
             pool.install(|| {
-                g.c.data
-                    .par_chunks_mut(rows_per * n)
-                    .enumerate()
-                    .for_each(|(i, c)| block(i * rows_per, c));
+                (0..n.div_ceil(per)).into_par_iter().for_each(|i| {
+                    let col0 = i * per;
+                    block(0, m, col0, per.min(n - col0), c.at(col0));
+                });
             });
         }
-        _ => block(0, g.c.data),
+        Some(pool) if m * n * k >= PARALLEL_MIN_FLOPS && threads > 1 && m >= 2 * threads => {
+            let per = m.div_ceil(threads);
+            pool.install(|| {
+                (0..m.div_ceil(per)).into_par_iter().for_each(|i| {
+                    let row0 = i * per;
+                    block(row0, per.min(m - row0), 0, n, c.at(row0 * n));
+                });
+            });
+        }
+        _ => block(0, m, 0, n, c.at(0)),
     }
     Ok(())
 }
@@ -479,6 +512,37 @@ mod tests {
                     assert!((x - y).abs() < 1e-3, "{ta:?}{tb:?}: {x} vs {y}");
                 }
             }
+        }
+    }
+
+    /// Products large enough to be split among threads, by columns (wide C) and by
+    /// rows (tall C), give exactly the single-threaded result.
+    #[test]
+    fn split_products_equal_the_single_threaded_result_bit_for_bit() {
+        let parallel = CpuBackend::with_threads(2).unwrap();
+        let single = CpuBackend::single_threaded();
+        for (m, k, n) in [(64, 300, 530), (530, 300, 64)] {
+            let a = values(m * k, 5);
+            let b = values(k * n, 6);
+            let run = |backend: &CpuBackend| {
+                let mut c = vec![0.0; m * n];
+                backend
+                    .gemm(Gemm {
+                        alpha: 1.0,
+                        a: MatRef::new(&a, m, k).unwrap(),
+                        op_a: Op::N,
+                        b: MatRef::new(&b, k, n).unwrap(),
+                        op_b: Op::N,
+                        beta: 0.0,
+                        c: MatMut::new(&mut c, m, n).unwrap(),
+                    })
+                    .unwrap();
+                c
+            };
+            let (one, two) = (run(&single), run(&parallel));
+            assert!(one == two, "{m}x{k}x{n}: threads changed the result");
+            let want = naive(&a, m, k, Op::N, &b, k, n, Op::N);
+            assert!(one.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-2), "{m}x{k}x{n}");
         }
     }
 
