@@ -60,6 +60,12 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.is::<InvalidInput>() || cause.is::<LoadErrors>() || cause.is::<ArgPairError>() {
         return Some(INVALID_INPUT);
     }
+    // A data set or model file that cannot be read or is not what it claims.
+    if cause.is::<evospike_learning::data::DataError>()
+        || cause.is::<evospike_learning::model::ModelError>()
+    {
+        return Some(INVALID_INPUT);
+    }
     if let Some(err) = cause.downcast_ref::<NodeError>() {
         return match err {
             _ if err.is_input() => Some(INVALID_INPUT),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
 use evospike_learning::infer::{Evaluation, InferenceNet};
@@ -22,6 +22,13 @@ use evospike_plugin_api::{LearnerSpec, Params, PluginError, PluginType};
 use evospike_plugin_host::PluginManager;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
+
+/// Returns an input error (exit code 2) with a formatted message.
+macro_rules! refuse {
+    ($($message:tt)*) => {
+        return Err(crate::exit::invalid(format!($($message)*)))
+    };
+}
 
 /// `evospike train`.
 #[derive(Debug, clap::Args)]
@@ -130,13 +137,13 @@ fn activate(manager: &mut PluginManager, ty: PluginType, name: &str) -> anyhow::
 fn load_data(path: &Path, labels: Option<&Path>) -> anyhow::Result<Data> {
     let data = data::load(path, labels).context("cannot load the data set")?;
     if data.labels().is_none() {
-        bail!(
+        refuse!(
             "{} has no labels: give --labels (or put the …labels-idx1-ubyte file beside it)",
             path.display()
         );
     }
     if data.is_empty() {
-        bail!("{} holds no samples", path.display());
+        refuse!("{} holds no samples", path.display());
     }
     Ok(data)
 }
@@ -146,7 +153,7 @@ fn learner_params(args: &TrainArgs) -> anyhow::Result<Params> {
     let mut params = Params::new();
     let mut set = |key: &str, value: Value| -> anyhow::Result<()> {
         if params.insert(key.to_owned(), value).is_some() {
-            bail!("learner parameter `{key}` is given twice");
+            refuse!("learner parameter `{key}` is given twice");
         }
         Ok(())
     };
@@ -181,7 +188,7 @@ fn split(args: &TrainArgs) -> anyhow::Result<(Data, Option<Data>)> {
     if let Some(test) = &args.test {
         let test = load_data(test, args.test_labels.as_deref())?;
         if test.num_inputs() != all.num_inputs() {
-            bail!(
+            refuse!(
                 "--test samples have {} values, --data samples {}",
                 test.num_inputs(),
                 all.num_inputs()
@@ -194,7 +201,7 @@ fn split(args: &TrainArgs) -> anyhow::Result<(Data, Option<Data>)> {
         Some(f) => {
             let (train, test) = all
                 .holdout(f)
-                .map_err(|e| anyhow::anyhow!("--holdout: {e}"))?;
+                .map_err(|e| crate::exit::invalid(format!("--holdout: {e}")))?;
             Ok((train, Some(test)))
         }
     }
@@ -239,7 +246,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 || args.steps.is_some()
                 || !args.params.is_empty()
             {
-                bail!("--resume continues with the checkpoint's parameters; drop the learner parameter flags");
+                refuse!("--resume continues with the checkpoint's parameters; drop the learner parameter flags");
             }
             let ckpt_dir = dir.join(CHECKPOINT_DIR);
             let checkpoint = model::load_checkpoint(&ckpt_dir)
@@ -249,13 +256,13 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or(Value::Null);
             if recorded != run {
-                bail!(
+                refuse!(
                     "{} was trained on other data (its {RUN_FILE} records other digests); resume with the same --data, --test and --holdout",
                     dir.display()
                 );
             }
             if checkpoint.learner != args.learner {
-                bail!(
+                refuse!(
                     "the checkpoint is of learner {}, not {}",
                     checkpoint.learner,
                     args.learner
@@ -299,9 +306,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     model::write_atomic(&ckpt_dir.join(RUN_FILE), run.to_string().as_bytes())?;
 
     let cancel = cancel_on_ctrl_c()?;
-    let train_view = train.view(classes).map_err(anyhow::Error::msg)?;
+    let train_view = train.view(classes).map_err(crate::exit::invalid)?;
     let test_view = match &test {
-        Some(t) => Some(t.view(classes).map_err(anyhow::Error::msg)?),
+        Some(t) => Some(t.view(classes).map_err(crate::exit::invalid)?),
         None => None,
     };
     let (start_epoch, _) = learner.position();
@@ -351,18 +358,24 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             FitEvent::Epoch(s) => match &bar {
-                Some(bar) => bar.println(format!(
-                    "epoch {}/{}  loss {:.4}  train {:.2}%{}  {:.0} samples/s  {:.1} s",
-                    s.epoch,
-                    s.epochs,
-                    s.loss,
-                    100.0 * s.train_accuracy,
-                    s.test_accuracy
-                        .map(|a| format!("  test {:.2}%", 100.0 * a))
-                        .unwrap_or_default(),
-                    s.samples_per_s,
-                    s.seconds
-                )),
+                Some(bar) => {
+                    let line = format!(
+                        "epoch {}/{}  loss {:.4}  train {:.2}%{}  {:.0} samples/s  {:.1} s",
+                        s.epoch,
+                        s.epochs,
+                        s.loss,
+                        100.0 * s.train_accuracy,
+                        s.test_accuracy.map(|a| format!("  test {:.2}%", 100.0 * a)).unwrap_or_default(),
+                        s.samples_per_s,
+                        s.seconds
+                    );
+                    // Without a terminal the bar is hidden and so would its lines be.
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
                 None => println!("{}", json!(s)),
             },
         },
@@ -443,7 +456,7 @@ fn evaluate(manager: &mut PluginManager, model: &Model, data: &Data) -> anyhow::
 fn predict(manager: &mut PluginManager, model: &Model, data: &Data) -> anyhow::Result<Vec<u32>> {
     let net = &model.manifest.network;
     if data.num_inputs() != net.input_size {
-        bail!(
+        refuse!(
             "the samples have {} values but the model takes {} ({:?})",
             data.num_inputs(),
             net.input_size,
@@ -493,7 +506,7 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.holdout {
         data = data
             .holdout(f)
-            .map_err(|e| anyhow::anyhow!("--holdout: {e}"))?
+            .map_err(|e| crate::exit::invalid(format!("--holdout: {e}")))?
             .1;
     }
     let mut manager = manager(&args.plugin_dirs)?;

@@ -203,7 +203,7 @@ fn bad_input_is_a_clear_error() {
     ];
     for (args, needle) in cases {
         let r = run(evospike().args(args).arg("--out").arg(&out));
-        assert!(!r.success, "{args:?}");
+        assert_eq!(r.code, Some(2), "{args:?}: bad input exits 2: {}", r.stderr);
         assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
