@@ -142,17 +142,12 @@ fn shipped_launch_files_pass_check() {
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
-        // model.yaml runs a model given by its one required arg; --check does
-        // not need the model to exist (a train node may write it later).
-        let args: &[&str] = match path.file_name().and_then(|n| n.to_str()) {
-            Some("model.yaml") => &["--arg", "model=models/digits"],
-            _ => &[],
-        };
+        // Every launch file checks with its defaults alone; --check does not need
+        // model.yaml's model to exist (a train node may write it later).
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"))
             .arg("launch")
             .arg(&path)
             .arg("--check")
-            .args(args)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
