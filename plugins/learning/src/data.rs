@@ -142,20 +142,6 @@ impl Data {
         &self.digest
     }
 
-    /// The samples `range`, as a new data set (labels follow).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
-        let n = self.num_inputs;
-        let mut part = Self {
-            inputs: self.inputs[range.start * n..range.end * n].to_vec(),
-            num_inputs: n,
-            shape: self.shape.clone(),
-            labels: self.labels.as_ref().map(|l| l[range.clone()].to_vec()),
-            digest: String::new(),
-        };
-        part.digest = format!("{}[{}..{}]", self.digest, range.start, range.end);
-        part
-    }
-
     /// Splits off an evenly interleaved `fraction` of the samples as a held-out set:
     /// sample `i` is held out when `⌊(i+1)·f⌋ > ⌊i·f⌋` (for 0.2, every fifth sample,
     /// `i = 4, 9, 14, …`). Deterministic and spread over the whole file, so a file
