@@ -365,7 +365,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                         s.epochs,
                         s.loss,
                         100.0 * s.train_accuracy,
-                        s.test_accuracy.map(|a| format!("  test {:.2}%", 100.0 * a)).unwrap_or_default(),
+                        s.test_accuracy
+                            .map(|a| format!("  test {:.2}%", 100.0 * a))
+                            .unwrap_or_default(),
                         s.samples_per_s,
                         s.seconds
                     );

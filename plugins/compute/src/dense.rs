@@ -233,7 +233,9 @@ pub(crate) fn gemm_cpu(g: Gemm<'_>, pool: Option<&rayon::ThreadPool>) -> Result<
     let threads = pool.map_or(1, rayon::ThreadPool::current_num_threads);
     let c = SharedOut(g.c.data.as_mut_ptr());
     match pool {
-        Some(pool) if m * n * k >= PARALLEL_MIN_FLOPS && threads > 1 && n >= m && n >= 16 * threads => {
+        Some(pool)
+            if m * n * k >= PARALLEL_MIN_FLOPS && threads > 1 && n >= m && n >= 16 * threads =>
+        {
             // Column blocks, a multiple of 16 wide so the kernels' panels stay whole.
             let per = n.div_ceil(threads).next_multiple_of(16);
             pool.install(|| {
@@ -542,7 +544,10 @@ mod tests {
             let (one, two) = (run(&single), run(&parallel));
             assert!(one == two, "{m}x{k}x{n}: threads changed the result");
             let want = naive(&a, m, k, Op::N, &b, k, n, Op::N);
-            assert!(one.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-2), "{m}x{k}x{n}");
+            assert!(
+                one.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-2),
+                "{m}x{k}x{n}"
+            );
         }
     }
 

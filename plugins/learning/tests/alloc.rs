@@ -36,20 +36,27 @@ fn per_batch(batch: usize, steps: usize, batches: usize) -> f64 {
         input_size: 64,
         input_shape: vec![8, 8],
         classes: (0..10).map(|c| c.to_string()).collect(),
-        params: serde_json::json!({"hidden": [96, 32], "steps": steps, "batch": batch, "threads": 1})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        params:
+            serde_json::json!({"hidden": [96, 32], "steps": steps, "batch": batch, "threads": 1})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         seed: 0,
     };
     let n = batch * batches;
-    let x: Vec<f32> = (0..n * 64).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect();
+    let x: Vec<f32> = (0..n * 64)
+        .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+        .collect();
     let y: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
     let data = Dataset::new(&x, 64, Some(&y), 10).unwrap();
     let mut learner = SurrogateGradient::new(&spec).unwrap();
-    learner.train_epoch(&data, &mut |_| Control::Continue).unwrap();
+    learner
+        .train_epoch(&data, &mut |_| Control::Continue)
+        .unwrap();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    learner.train_epoch(&data, &mut |_| Control::Continue).unwrap();
+    learner
+        .train_epoch(&data, &mut |_| Control::Continue)
+        .unwrap();
     let epoch = ALLOCATIONS.load(Ordering::Relaxed) - before;
     // The epoch itself allocates its shuffled order once.
     (epoch as f64 - 1.0) / batches as f64
@@ -61,5 +68,8 @@ fn a_training_step_allocates_only_the_gemm_packing_buffers() {
     let large = per_batch(64, 20, 8);
     // Two hidden layers and an output: 3 forward products, 5 backward ones.
     assert!(small <= 8.0, "{small} allocations per batch");
-    assert_eq!(small, large, "allocations must not grow with the batch or the steps");
+    assert_eq!(
+        small, large,
+        "allocations must not grow with the batch or the steps"
+    );
 }
