@@ -423,13 +423,18 @@ impl Registry {
                     .map_err(|e| format!("cannot check the model: {e}"))?;
             }
             Model::load(&dir).map(drop).map_err(|e| {
-                let mut text = format!("the model does not load: {e}");
+                let mut text = e.to_string();
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
-                    text.push_str(&format!(": {s}"));
+                    let s_text = s.to_string();
+                    if !text.contains(&s_text) {
+                        text.push_str(&format!(": {s_text}"));
+                    }
                     source = s.source();
                 }
-                text
+                // Name the files as the client uploaded them, not our scratch copy.
+                let scratch = format!("{}{}", dir.display(), std::path::MAIN_SEPARATOR);
+                format!("the model does not load: {}", text.replace(&scratch, ""))
             })
         })();
         let _ = std::fs::remove_dir_all(&dir);

@@ -51,7 +51,7 @@ pub struct StoreError {
     pub action: &'static str,
     /// Why.
     #[source]
-    pub source: redb::Error,
+    pub source: Box<redb::Error>,
 }
 
 /// Durable key-value tables.
@@ -92,7 +92,7 @@ impl RedbStore {
         let fail = |source: redb::Error| StoreError {
             path: path.to_owned(),
             action: "open",
-            source,
+            source: Box::new(source),
         };
         let db = redb::Database::create(path).map_err(|e| fail(e.into()))?;
         // Create the tables once so reads never meet a missing one.
@@ -111,7 +111,7 @@ impl RedbStore {
         StoreError {
             path: self.path.clone(),
             action,
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 }
