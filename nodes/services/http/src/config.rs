@@ -19,8 +19,11 @@ pub struct ServiceConfig {
     pub host: String,
     /// Port to bind; 0 picks a free one.
     pub port: u16,
-    /// Worker count: the service answers 503 past `workers × 64` requests in flight.
+    /// Worker count (`SERVICE_WORKERS`).
     pub workers: usize,
+    /// Requests served at once; past it the service answers 503 with
+    /// `Retry-After`. `workers × 64` unless set otherwise.
+    pub max_in_flight: usize,
     /// Time limit of ordinary requests (408 past it).
     pub request_timeout: Duration,
     /// Largest ordinary (JSON) request body, in bytes.
@@ -34,6 +37,7 @@ impl ServiceConfig {
             host: "0.0.0.0".to_owned(),
             port,
             workers: 4,
+            max_in_flight: 4 * 64,
             request_timeout: Duration::from_secs(30),
             body_limit: 1 << 20,
         }
@@ -68,6 +72,7 @@ impl ServiceConfig {
                 return Err(env_error("SERVICE_WORKERS", "0", "a positive integer"));
             }
             config.workers = workers;
+            config.max_in_flight = workers.saturating_mul(64);
         }
         if let Some(secs) = parse::<u64>(&lookup, "SERVICE_REQUEST_TIMEOUT_S", "whole seconds")? {
             config.request_timeout = Duration::from_secs(secs.max(1));
@@ -85,11 +90,6 @@ impl ServiceConfig {
         } else {
             format!("{}:{}", self.host, self.port)
         }
-    }
-
-    /// Requests served at once before the service answers 503.
-    pub fn max_in_flight(&self) -> usize {
-        self.workers.saturating_mul(64)
     }
 }
 

@@ -48,7 +48,7 @@ impl Shared {
         Shared {
             service,
             metrics,
-            slots: Arc::new(Semaphore::new(config.max_in_flight())),
+            slots: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         }
     }
 }
