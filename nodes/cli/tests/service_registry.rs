@@ -10,6 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{run, Router, DEADLINE};
+use evospike_schemas::proto::{
+    FetchFileReply, FetchFileRequest, GetModelRequest, ListModelsReply, ListModelsRequest,
+    RegistryModel,
+};
 use evospike_testkit::{wait_until, Child};
 
 fn agent() -> ureq::Agent {
@@ -124,4 +128,38 @@ fn kill_9_during_an_upload_leaves_no_partial_file_and_the_registry_answers_after
         .call()
         .unwrap();
     assert_eq!(served.status().as_u16(), 200);
+
+    // The same registry on the bus.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bus = router.bus(&runtime);
+    let key = |method: &str| bus.keys().service("registry", method).unwrap();
+    let listed: ListModelsReply = runtime
+        .block_on(bus.request(&key("list_models"), &ListModelsRequest {}, DEADLINE))
+        .expect("list_models over the bus");
+    assert_eq!(listed.models.len(), 1);
+    assert_eq!(listed.models[0].model_id, "m");
+    assert_eq!(listed.models[0].latest, "1");
+    let fetched: FetchFileReply = runtime
+        .block_on(bus.request(
+            &key("fetch_file"),
+            &FetchFileRequest {
+                model_id: "m".into(),
+                filename: "weights.bin".into(),
+                ..Default::default()
+            },
+            DEADLINE,
+        ))
+        .expect("fetch_file over the bus");
+    assert_eq!(fetched.content, vec![1u8; 1000]);
+    assert_eq!(fetched.version, "1");
+    assert_eq!(fetched.sha256.len(), 64);
+    let unknown = runtime.block_on(bus.request::<_, RegistryModel>(
+        &key("get_model"),
+        &GetModelRequest {
+            model_id: "nope".into(),
+        },
+        DEADLINE,
+    ));
+    let err = unknown.expect_err("an unknown model is an error reply");
+    assert!(err.to_string().contains("no model nope"), "{err}");
 }

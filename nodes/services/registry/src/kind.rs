@@ -92,6 +92,7 @@ impl NodeKind for RegistryKind {
         let addr = listener
             .local_addr()
             .map_err(|e| failed("read its address".into(), e))?;
+        let _queryables = crate::bus::serve(node.bus(), node.name(), registry.clone())?;
         tracing::info!(data_dir = %data_dir.display(), "node {} (registry) serving http://{addr}", node.name());
         node.set_state(HealthState::Active);
 

@@ -10,7 +10,7 @@
 //! The pieces, bottom up: [`store`] (the state, in an embedded redb file, behind
 //! the [`Store`](store::Store) trait), [`blobs`] (files by content hash, written
 //! crash-safely), [`registry`] (the rules), [`api`] (HTTP on the
-//! [`evospike_http`] kit) and [`RegistryKind`] (the node kind:
+//! [`evospike_http`] kit), [`bus`] (queryables on the bus) and [`RegistryKind`] (the node kind:
 //! `evospike run registry`).
 //!
 //! ```no_run
@@ -29,6 +29,7 @@
 
 pub mod api;
 pub mod blobs;
+pub mod bus;
 mod kind;
 pub mod registry;
 pub mod store;
