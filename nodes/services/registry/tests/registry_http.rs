@@ -480,3 +480,51 @@ fn health_metrics_and_request_ids() {
         "{text}"
     );
 }
+
+#[test]
+fn a_chunked_upload_that_grows_past_the_limit_gets_413_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    post(
+        &server.url("/models/register"),
+        "application/json",
+        br#"{"model_id": "m", "name": "n", "version": "1"}"#,
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /models/m/upload?version=1&filename=f HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    let chunk = vec![b'z'; 16 * 1024];
+    let mut sent = 0u64;
+    // No Content-Length: the limit can only be found while the body streams.
+    while sent <= MAX_UPLOAD {
+        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+            || stream.write_all(&chunk).is_err()
+            || stream.write_all(b"\r\n").is_err()
+        {
+            break; // the server has answered and closed
+        }
+        sent += chunk.len() as u64;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    // The server may close while we still send (a reset can swallow its answer),
+    // so the 413 is checked in the metrics as well.
+    if stream.read_to_string(&mut answer).is_ok() && !answer.is_empty() {
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("\"request_id\""), "{answer}");
+    }
+    wait_until("the 413 is counted", || {
+        String::from_utf8(get(&server.url("/metrics"), &[]).body)
+            .unwrap()
+            .contains("route=\"/models/{model_id}/upload\",status=\"413\"} 1")
+    });
+    wait_until("no temporary file is left", || {
+        server.registry.blobs().pending_files() == 0
+    });
+    let version = get(&server.url("/models/m/versions/1"), &[]).json();
+    assert_eq!(version["files"], serde_json::json!({}), "{version}");
+}
