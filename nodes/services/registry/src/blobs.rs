@@ -83,6 +83,29 @@ impl BlobStore {
         fs::read_dir(&self.tmp).map_or(0, |d| d.count())
     }
 
+    /// The hashes of every stored blob.
+    ///
+    /// # Errors
+    /// The directory cannot be read.
+    pub fn hashes(&self) -> Result<Vec<String>, BlobError> {
+        let entries = fs::read_dir(&self.blobs).map_err(io_err("list", &self.blobs))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &self.blobs))?;
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Removes the blob with this hash.
+    ///
+    /// # Errors
+    /// The file cannot be removed.
+    pub fn remove(&self, sha256: &str) -> Result<(), BlobError> {
+        let path = self.path(sha256);
+        fs::remove_file(&path).map_err(io_err("remove", &path))
+    }
+
     /// Starts a new blob.
     ///
     /// # Errors

@@ -218,7 +218,35 @@ impl Registry {
         })?;
         let store = crate::store::RedbStore::open(&data_dir.join("state.redb"))?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Registry::new(Box::new(store), blobs))
+        let registry = Registry::new(Box::new(store), blobs);
+        let removed = registry.collect_garbage()?;
+        if removed > 0 {
+            tracing::info!(removed, "removed files no version refers to");
+        }
+        Ok(registry)
+    }
+
+    /// Removes the blobs no version refers to — a file replaced while its version
+    /// was pending, or one stored just before a crash, before its version recorded
+    /// it — and returns how many. Run at start, while no upload is in progress.
+    ///
+    /// # Errors
+    /// The store or the blob directory cannot be read, or a blob removed.
+    pub fn collect_garbage(&self) -> Result<usize, RegistryError> {
+        let _guard = self.lock();
+        let mut referenced = std::collections::BTreeSet::new();
+        for (key, bytes) in self.store.scan(Table::Versions, "")? {
+            let record: VersionRecord = parse(&key, &bytes)?;
+            referenced.extend(record.files.into_values().map(|f| f.sha256));
+        }
+        let mut removed = 0;
+        for hash in self.blobs.hashes()? {
+            if !referenced.contains(&hash) {
+                self.blobs.remove(&hash)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The blob store.

@@ -528,3 +528,33 @@ fn a_chunked_upload_that_grows_past_the_limit_gets_413_and_leaves_nothing() {
     let version = get(&server.url("/models/m/versions/1"), &[]).json();
     assert_eq!(version["files"], serde_json::json!({}), "{version}");
 }
+
+#[test]
+fn a_restart_removes_files_no_version_refers_to_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = || std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+    {
+        let server = Server::start(dir.path());
+        post(
+            &server.url("/models/register"),
+            "application/json",
+            br#"{"model_id": "m", "name": "n", "version": "1"}"#,
+        );
+        assert_eq!(upload(&server, "m", "1", "f", b"first").status, 201);
+        assert_eq!(upload(&server, "m", "1", "f", b"second").status, 201);
+        assert_eq!(upload(&server, "m", "1", "g", b"kept").status, 201);
+        assert_eq!(blobs(), 3, "the replaced file is still on disk");
+    }
+    let server = Server::start(dir.path());
+    assert_eq!(blobs(), 2, "the replaced file is gone");
+    post(
+        &server.url("/models/m/versions/1/finalize"),
+        "application/json",
+        b"",
+    );
+    assert_eq!(
+        get(&server.url("/models/m/download/f"), &[]).body,
+        b"second"
+    );
+    assert_eq!(get(&server.url("/models/m/download/g"), &[]).body, b"kept");
+}
