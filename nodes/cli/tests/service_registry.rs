@@ -12,7 +12,7 @@ use std::process::Command;
 use common::{run, Router, DEADLINE};
 use evospike_schemas::proto::{
     FetchFileReply, FetchFileRequest, GetModelRequest, ListModelsReply, ListModelsRequest,
-    RegistryModel,
+    PublishRequest, RegistryModel, RegistryUpload, RegistryVersion,
 };
 use evospike_testkit::{wait_until, Child};
 
@@ -162,4 +162,59 @@ fn kill_9_during_an_upload_leaves_no_partial_file_and_the_registry_answers_after
     ));
     let err = unknown.expect_err("an unknown model is an error reply");
     assert!(err.to_string().contains("no model nope"), "{err}");
+
+    // Publishing over the bus: register, files and finalize in one request.
+    let published: RegistryVersion = runtime
+        .block_on(bus.request(
+            &key("publish"),
+            &PublishRequest {
+                model_id: "m".into(),
+                name: "M".into(),
+                version: "2".into(),
+                metadata_json: r#"{"test_accuracy": 0.9}"#.into(),
+                files: vec![RegistryUpload {
+                    name: "weights.bin".into(),
+                    content: b"two".to_vec(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            DEADLINE,
+        ))
+        .expect("publish over the bus");
+    assert_eq!(published.state, "ready");
+    let latest = agent()
+        .get(&format!("{url}/models/m/download/weights.bin"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(latest, b"two");
+    let wrong = runtime.block_on(bus.request::<_, RegistryVersion>(
+        &key("publish"),
+        &PublishRequest {
+            model_id: "m".into(),
+            name: "M".into(),
+            version: "3".into(),
+            files: vec![RegistryUpload {
+                name: "weights.bin".into(),
+                content: b"three".to_vec(),
+                sha256: "0".repeat(64),
+            }],
+            ..Default::default()
+        },
+        DEADLINE,
+    ));
+    let err = wrong.expect_err("a wrong sha256 is refused");
+    assert!(err.to_string().contains("sha256"), "{err}");
+    let v3 = agent()
+        .get(&format!("{url}/models/m/versions/3"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        v3.status().as_u16(),
+        404,
+        "a refused publish registers nothing"
+    );
 }

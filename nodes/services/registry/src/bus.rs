@@ -6,6 +6,7 @@
 //! | `get_model` | `GetModelRequest` | `RegistryModel` |
 //! | `list_models` | `ListModelsRequest` | `ListModelsReply` |
 //! | `fetch_file` | `FetchFileRequest` | `FetchFileReply` (content + sha256) |
+//! | `publish` | `PublishRequest` | `RegistryVersion` (register + files + finalize) |
 //!
 //! Errors are the bus's `ErrorReply`: `NOT_FOUND` for an unknown model, version,
 //! alias or file, `INVALID_ARGUMENT` for a malformed request or a file too large
@@ -16,10 +17,10 @@ use std::sync::Arc;
 use evospike_bus::{Bus, BusError, Declared};
 use evospike_schemas::proto::{
     ErrorCode, ErrorReply, FetchFileReply, FetchFileRequest, GetModelRequest, ListModelsReply,
-    ListModelsRequest, RegistryFile, RegistryModel, RegistryVersion,
+    ListModelsRequest, PublishRequest, RegistryFile, RegistryModel, RegistryVersion,
 };
 
-use crate::registry::{ModelView, VersionRecord, VersionState};
+use crate::registry::{check_name, ModelView, RegisterRequest, VersionRecord, VersionState};
 use crate::{Registry, RegistryError};
 
 /// The largest file `fetch_file` sends in one reply.
@@ -57,12 +58,18 @@ pub fn serve(
                 .map_err(error_reply)
         },
     )?;
+    let r = registry.clone();
     let fetch = bus.serve::<FetchFileRequest, FetchFileReply, _>(
         &keys.service("registry", "fetch_file")?,
         responder,
-        move |req| fetch_file(&registry, &req).map_err(error_reply),
+        move |req| fetch_file(&r, &req).map_err(error_reply),
     )?;
-    Ok(vec![get_model, list, fetch])
+    let publish = bus.serve::<PublishRequest, RegistryVersion, _>(
+        &keys.service("registry", "publish")?,
+        responder,
+        move |req| publish(&registry, req).map_err(error_reply),
+    )?;
+    Ok(vec![get_model, list, fetch, publish])
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -105,10 +112,72 @@ fn fetch_file(
     })
 }
 
+fn optional(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn publish(registry: &Registry, req: PublishRequest) -> Result<RegistryVersion, RegistryError> {
+    let metadata = match req.metadata_json.trim() {
+        "" => None,
+        text => Some(serde_json::from_str(text).map_err(|e| {
+            RegistryError::Invalid(format!("metadata_json is not a JSON object: {e}"))
+        })?),
+    };
+    for file in &req.files {
+        check_name("filename", &file.name)?;
+    }
+    // Store (and check) every file first: a wrong one leaves no version behind.
+    let mut stored = Vec::with_capacity(req.files.len());
+    for file in req.files {
+        let mut writer = registry.blobs().writer()?;
+        writer.write(&file.content)?;
+        let declared = optional(file.sha256);
+        stored.push((
+            file.name,
+            writer.finish(registry.blobs(), declared.as_deref())?,
+        ));
+    }
+    let (record, _) = registry.register(RegisterRequest {
+        model_id: req.model_id,
+        name: req.name,
+        version: req.version,
+        model_type: optional(req.model_type),
+        framework: optional(req.framework),
+        created_at: optional(req.created_at),
+        description: optional(req.description),
+        metadata,
+    })?;
+    if record.state != VersionState::Pending {
+        return Err(RegistryError::Conflict(format!(
+            "model {} version {} is already {}",
+            record.model_id,
+            record.version,
+            state_text(record.state)
+        )));
+    }
+    for (name, stored) in &stored {
+        registry.attach(&record.model_id, &record.version, name, stored)?;
+    }
+    let done = registry.finalize(&record.model_id, &record.version)?;
+    if done.state == VersionState::Failed {
+        return Err(RegistryError::Invalid(format!(
+            "model {} version {} failed its check and is now failed: {}",
+            done.model_id,
+            done.version,
+            done.error.as_deref().unwrap_or("unknown problem")
+        )));
+    }
+    Ok(version_message(done))
+}
+
 fn error_reply(err: RegistryError) -> ErrorReply {
     let code = match &err {
         RegistryError::NotFound(_) => ErrorCode::NotFound,
-        RegistryError::Invalid(_) | RegistryError::Conflict(_) => ErrorCode::InvalidArgument,
+        RegistryError::Invalid(_)
+        | RegistryError::Conflict(_)
+        | RegistryError::Blob(crate::blobs::BlobError::Mismatch { .. }) => {
+            ErrorCode::InvalidArgument
+        }
         _ => {
             tracing::error!(%err, "registry request failed");
             ErrorCode::Internal
