@@ -104,7 +104,8 @@ impl Service {
     }
 
     /// Adds routes exempt from the request timeout (uploads, which take as long
-    /// as the client needs to send; they guard themselves against idle clients).
+    /// as the client needs to send; such a route must end a stalled client itself,
+    /// as the registry's upload does).
     pub fn long_routes(mut self, routes: Router) -> Service {
         self.untimed = self.untimed.merge(routes);
         self

@@ -22,11 +22,25 @@ use crate::registry::{check_name, RegisterRequest, Registry, RegistryError, Vers
 pub struct Limits {
     /// Largest uploaded file, in bytes.
     pub max_upload: u64,
+    /// An upload whose client sends nothing for this long is dropped (408).
+    /// Uploads have no overall time limit: a big file takes what it takes.
+    pub upload_idle: std::time::Duration,
+}
+
+impl Limits {
+    /// `max_upload` bytes, and 30 s of silence ends an upload.
+    pub fn new(max_upload: u64) -> Limits {
+        Limits {
+            max_upload,
+            upload_idle: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Clone)]
 struct App {
     registry: Arc<Registry>,
+    upload_idle: std::time::Duration,
 }
 
 impl From<RegistryError> for ApiError {
@@ -57,7 +71,10 @@ async fn blocking<T: Send + 'static>(
 
 /// The registry's HTTP service: routes, limits, and the shared kit around them.
 pub fn service(registry: Arc<Registry>, config: ServiceConfig, limits: Limits) -> Service {
-    let app = App { registry };
+    let app = App {
+        registry,
+        upload_idle: limits.upload_idle,
+    };
     let json_limit = config.body_limit;
     let routes = Router::new()
         .route(
@@ -202,7 +219,19 @@ async fn upload(
     let registry = app.registry.clone();
     let mut writer = blocking(&registry, |r| Ok(r.blobs().writer()?)).await?;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(app.upload_idle, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the upload stalled (nothing received for {} s); nothing was stored",
+                        app.upload_idle.as_secs_f64()
+                    ),
+                )
+            })?;
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             if evospike_http::is_length_limit(&e) {
                 ApiError::too_large("the file is larger than the registry accepts")

@@ -81,9 +81,7 @@ impl NodeKind for RegistryKind {
                 .map_err(|e| failed(format!("open its data directory {}", data_dir.display()), e))?
         };
         let registry = Arc::new(registry);
-        let limits = Limits {
-            max_upload: params.max_upload_mib.saturating_mul(1 << 20),
-        };
+        let limits = Limits::new(params.max_upload_mib.saturating_mul(1 << 20));
         let service = crate::api::service(registry.clone(), config.clone(), limits);
         let metrics = service.metrics();
         let listener = evospike_http::bind(&config)

@@ -20,7 +20,7 @@
 //!
 //! let registry = Arc::new(Registry::open(std::path::Path::new("registry-data"))?);
 //! let config = evospike_http::ServiceConfig::from_env(8003)?;
-//! let router = api::service(registry, config.clone(), api::Limits { max_upload: 1 << 30 })
+//! let router = api::service(registry, config.clone(), api::Limits::new(1 << 30))
 //!     .into_router();
 //! evospike_http::serve(evospike_http::bind(&config).await?, router, std::future::pending()).await?;
 //! # Ok(())

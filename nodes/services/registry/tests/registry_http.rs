@@ -558,3 +558,33 @@ fn a_restart_removes_files_no_version_refers_to_and_keeps_the_others() {
     );
     assert_eq!(get(&server.url("/models/m/download/g"), &[]).body, b"kept");
 }
+
+#[test]
+fn a_stalled_upload_is_dropped_with_408_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    post(
+        &server.url("/models/register"),
+        "application/json",
+        br#"{"model_id": "m", "name": "n", "version": "1"}"#,
+    );
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    write!(
+        stream,
+        "POST /models/m/upload?version=1&filename=f HTTP/1.1\r\nHost: {}\r\nContent-Length: 10000\r\n\r\n",
+        server.addr
+    )
+    .unwrap();
+    stream.write_all(&[7u8; 100]).unwrap();
+    // Then nothing: the server gives up after UPLOAD_IDLE and says so.
+    let mut answer = vec![0u8; 4096];
+    let n = stream.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("stalled"), "{answer}");
+    wait_until("the partial file is gone", || {
+        server.registry.blobs().pending_files() == 0
+    });
+    let version = get(&server.url("/models/m/versions/1"), &[]).json();
+    assert_eq!(version["files"], serde_json::json!({}), "{version}");
+}

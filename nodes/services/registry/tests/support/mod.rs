@@ -16,6 +16,7 @@ use evospike_registry::Registry;
 
 pub const BODY_LIMIT: usize = 4096;
 pub const MAX_UPLOAD: u64 = 64 * 1024;
+pub const UPLOAD_IDLE: Duration = Duration::from_millis(500);
 
 pub struct Server {
     rt: Option<tokio::runtime::Runtime>,
@@ -41,6 +42,7 @@ impl Server {
             config.clone(),
             Limits {
                 max_upload: MAX_UPLOAD,
+                upload_idle: UPLOAD_IDLE,
             },
         )
         .into_router();
