@@ -12,9 +12,10 @@ use serde_json::{Map, Value};
 use crate::out::Out;
 use crate::table;
 
-/// Every kind `evospike run` and `kind:` in a launch file can name.
+/// Every kind `evospike run` and `kind:` in a launch file can name: the
+/// runtime's built-in kinds and the services.
 pub(crate) fn catalog() -> NodeKinds {
-    NodeKinds::builtin()
+    NodeKinds::builtin().with::<evospike_registry::RegistryKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

@@ -69,6 +69,17 @@ pub enum NodeError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A service node (registry, inference, …) could not start or failed.
+    #[error("{service}: cannot {action}")]
+    Service {
+        /// The service.
+        service: &'static str,
+        /// What it tried, e.g. `open its data directory /var/lib/registry`.
+        action: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Training failed.
     #[error("training with `{learner}` failed")]
     Training {
