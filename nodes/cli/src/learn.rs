@@ -18,7 +18,7 @@ use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
 use evospike_learning::infer::{Evaluation, InferenceNet};
 use evospike_learning::model::{self, Model, Provenance};
-use evospike_plugin_api::{LearnerSpec, Params, PluginError, PluginType};
+use evospike_plugin_api::{Params, PluginError, PluginType};
 use evospike_plugin_host::PluginManager;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -228,10 +228,6 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| args.resume.clone())
         .context("--out is required")?;
-    let classes = train
-        .num_classes()
-        .max(test.as_ref().map_or(0, Data::num_classes))
-        .max(2);
     let run = json!({
         "data_digest": train.digest(),
         "test_digest": test.as_ref().map(Data::digest),
@@ -271,16 +267,11 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             (checkpoint.spec.clone(), Some(checkpoint))
         }
         None => {
-            let spec = LearnerSpec {
-                input_size: train.num_inputs(),
-                input_shape: train.shape().to_vec(),
-                classes: (0..classes).map(|c| c.to_string()).collect(),
-                params: learner_params(&args)?,
-                seed: args.seed,
-            };
+            let spec = fit::learner_spec(&train, test.as_ref(), learner_params(&args)?, args.seed);
             (spec, None)
         }
     };
+    let classes = spec.classes.len();
     activate(&mut manager, PluginType::Learning, &args.learner)?;
     let plugin = manager
         .registry()

@@ -41,7 +41,7 @@ use std::sync::{Mutex, OnceLock};
 use arrayfire as af;
 
 use crate::backend::{check_shapes, shape};
-use crate::dense::{same_lengths, Gemm, LifBackward, LifDense, LifForward, Op, Surrogate};
+use crate::dense::{Gemm, LifBackward, LifDense, LifForward, Op, Surrogate};
 use crate::{Backend, BackendError, Device, Weights};
 
 /// Libraries loaded by the probe; kept loaded for the life of the process
@@ -237,13 +237,7 @@ impl ArrayFireBackend {
     }
 
     fn dense_lif_forward(&self, lif: LifDense, f: LifForward<'_>) -> Result<(), BackendError> {
-        let n = f.input.len();
-        same_lengths(
-            "LIF forward buffer",
-            n,
-            &[f.v.len(), f.v_pre.len(), f.spikes.len()],
-        )
-        .map_err(|e| shape(self.name(), e))?;
+        let n = f.len_checked().map_err(|e| shape(self.name(), e))?;
         let wanted = af_backend(self.device);
         let dims = af::Dim4::new(&[n as u64, 1, 1, 1]);
         guarded("lif_forward", || {
@@ -260,18 +254,7 @@ impl ArrayFireBackend {
     }
 
     fn dense_lif_backward(&self, lif: LifDense, b: LifBackward<'_>) -> Result<(), BackendError> {
-        let n = b.v_pre.len();
-        same_lengths(
-            "LIF backward buffer",
-            n,
-            &[
-                b.spikes.len(),
-                b.grad_spikes.len(),
-                b.carry.len(),
-                b.grad_input.len(),
-            ],
-        )
-        .map_err(|e| shape(self.name(), e))?;
+        let n = b.len_checked().map_err(|e| shape(self.name(), e))?;
         let wanted = af_backend(self.device);
         let dims = af::Dim4::new(&[n as u64, 1, 1, 1]);
         guarded("lif_backward", || {

@@ -321,6 +321,19 @@ pub struct LifForward<'a> {
     pub spikes: &'a mut [f32],
 }
 
+impl LifForward<'_> {
+    /// The neurons in the step, after checking that every buffer holds that many.
+    pub fn len_checked(&self) -> Result<usize, ShapeError> {
+        let n = self.input.len();
+        same_lengths(
+            "LIF forward buffer",
+            n,
+            &[self.v.len(), self.v_pre.len(), self.spikes.len()],
+        )?;
+        Ok(n)
+    }
+}
+
 /// Buffers of one backward step; all the same length.
 #[derive(Debug)]
 pub struct LifBackward<'a> {
@@ -336,17 +349,31 @@ pub struct LifBackward<'a> {
     pub grad_input: &'a mut [f32],
 }
 
+impl LifBackward<'_> {
+    /// The neurons in the step, after checking that every buffer holds that many.
+    pub fn len_checked(&self) -> Result<usize, ShapeError> {
+        let n = self.v_pre.len();
+        same_lengths(
+            "LIF backward buffer",
+            n,
+            &[
+                self.spikes.len(),
+                self.grad_spikes.len(),
+                self.carry.len(),
+                self.grad_input.len(),
+            ],
+        )?;
+        Ok(n)
+    }
+}
+
 /// Below this many neurons an element-wise step runs on the calling thread.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Elements per parallel task of an element-wise step.
 const ELEMENT_CHUNK: usize = 1 << 13;
 
 /// Checks that every buffer of an element-wise step has the same length.
-pub(crate) fn same_lengths(
-    what: &'static str,
-    expected: usize,
-    lengths: &[usize],
-) -> Result<(), ShapeError> {
+fn same_lengths(what: &'static str, expected: usize, lengths: &[usize]) -> Result<(), ShapeError> {
     match lengths.iter().find(|&&l| l != expected) {
         Some(&got) => Err(ShapeError::Length {
             what,
@@ -417,12 +444,7 @@ pub(crate) fn lif_forward_cpu(
     f: LifForward<'_>,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<(), ShapeError> {
-    let n = f.input.len();
-    same_lengths(
-        "LIF forward buffer",
-        n,
-        &[f.v.len(), f.v_pre.len(), f.spikes.len()],
-    )?;
+    let n = f.len_checked()?;
     let run = |input: &[f32], v: &mut [f32], v_pre: &mut [f32], s: &mut [f32]| {
         forward_block(lif.beta, lif.threshold, input, v, v_pre, s);
     };
@@ -445,17 +467,7 @@ pub(crate) fn lif_backward_cpu(
     b: LifBackward<'_>,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<(), ShapeError> {
-    let n = b.v_pre.len();
-    same_lengths(
-        "LIF backward buffer",
-        n,
-        &[
-            b.spikes.len(),
-            b.grad_spikes.len(),
-            b.carry.len(),
-            b.grad_input.len(),
-        ],
-    )?;
+    let n = b.len_checked()?;
     let run = |v_pre: &[f32], s: &[f32], gs: &[f32], carry: &mut [f32], gi: &mut [f32]| {
         backward_block(lif, v_pre, s, gs, carry, gi);
     };

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use evospike_plugin_api::{Control, Dataset, Learner, PluginError, Progress};
+use evospike_plugin_api::{Control, Dataset, Learner, LearnerSpec, Params, PluginError, Progress};
 use serde::Serialize;
 
+use crate::data::Data;
 use crate::model::{save_checkpoint, Manifest, Model, ModelError, Provenance, SCHEMA_VERSION};
 
 /// Training that could not go on.
@@ -120,6 +121,22 @@ pub fn fit(
         }
     }
     Ok(outcome)
+}
+
+/// The spec of a learner for `train` (and its `test` set): the samples' size and
+/// shape, one class per label seen in either set (at least two, named `0`, `1`, …).
+pub fn learner_spec(train: &Data, test: Option<&Data>, params: Params, seed: u64) -> LearnerSpec {
+    let classes = train
+        .num_classes()
+        .max(test.map_or(0, Data::num_classes))
+        .max(2);
+    LearnerSpec {
+        input_size: train.num_inputs(),
+        input_shape: train.shape().to_vec(),
+        classes: (0..classes).map(|c| c.to_string()).collect(),
+        params,
+        seed,
+    }
 }
 
 /// Fraction of `predicted` equal to `labels`.

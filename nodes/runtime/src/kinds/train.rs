@@ -14,7 +14,7 @@ use std::sync::Arc;
 use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
 use evospike_learning::model::{Model, Provenance};
-use evospike_plugin_api::{LearnerSpec, Params as PluginParams, PluginType};
+use evospike_plugin_api::{Params as PluginParams, PluginType};
 use evospike_schemas::proto::HealthState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -116,17 +116,13 @@ async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
         }
     }
     let (train, test) = datasets(&params)?;
-    let classes = train
-        .num_classes()
-        .max(test.as_ref().map_or(0, Data::num_classes))
-        .max(2);
-    let spec = LearnerSpec {
-        input_size: train.num_inputs(),
-        input_shape: train.shape().to_vec(),
-        classes: (0..classes).map(|c| c.to_string()).collect(),
-        params: params.learner_params.clone(),
-        seed: params.seed,
-    };
+    let spec = fit::learner_spec(
+        &train,
+        test.as_ref(),
+        params.learner_params.clone(),
+        params.seed,
+    );
+    let classes = spec.classes.len();
     let learner_name = params.learner.clone();
     let mut manager = plugins::manager(&node, &params.plugins)?;
     plugins::activate(&mut manager, PluginType::Learning, &learner_name)?;
