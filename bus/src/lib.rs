@@ -51,6 +51,7 @@ pub use config::{BusConfig, Mode, TransportKind};
 pub use error::BusError;
 pub use keys::{KeyKind, KeySpace};
 pub use message::{Keyed, MessagePublisher, MessageSubscriber};
+pub use rpc::Call;
 pub use spike::{ReceiveStats, ReceiveStatsSnapshot, SpikeMsg, SpikePublisher, SpikeSubscriber};
 
 pub use evospike_schemas as schemas;

@@ -39,13 +39,20 @@ fn reply_bytes(
     .encode_to_vec()
 }
 
-fn handle<Req, Resp>(
-    query: &Query,
-    handler: &dyn Fn(Req) -> Result<Resp, ErrorReply>,
-) -> (u64, Result<Vec<u8>, ErrorReply>)
+/// Who called a service, as a handler served with [`Bus::serve_async`] sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Call {
+    /// The caller's node name (empty when it gave none).
+    pub caller: String,
+    /// The originating request's ID (an HTTP `x-request-id`), empty when none.
+    pub trace_id: String,
+}
+
+/// Decodes a query's envelope and request: the request and its call context, or
+/// the error reply (with the request ID, 0 when the envelope was unreadable).
+fn open_request<Req>(query: &Query) -> Result<(u64, Req, Call), (u64, ErrorReply)>
 where
     Req: Message + Name + Default,
-    Resp: Message + Name,
 {
     let invalid = |message: String| ErrorReply {
         code: ErrorCode::InvalidArgument as i32,
@@ -55,7 +62,7 @@ where
     };
     let envelope = match proto::decode::<RequestEnvelope>(query.payload()) {
         Ok(envelope) => envelope,
-        Err(err) => return (0, Err(invalid(err.to_string()))),
+        Err(err) => return Err((0, invalid(err.to_string()))),
     };
     let id = envelope.request_id;
     if envelope.wire_version != u32::from(WIRE_VERSION) {
@@ -68,26 +75,46 @@ where
             key: query.key().to_string(),
             ..Default::default()
         };
-        return (id, Err(error));
+        return Err((id, error));
     }
     if envelope.body_type != Req::full_name() {
-        return (
+        return Err((
             id,
-            Err(invalid(format!(
+            invalid(format!(
                 "expected a {} request, got {:?}",
                 Req::full_name(),
                 envelope.body_type
-            ))),
-        );
+            )),
+        ));
     }
-    let request = match proto::decode::<Req>(&envelope.body) {
-        Ok(request) => request,
-        Err(err) => return (id, Err(invalid(err.to_string()))),
-    };
-    (
+    match proto::decode::<Req>(&envelope.body) {
+        Ok(request) => Ok((
+            id,
+            request,
+            Call {
+                caller: envelope.caller,
+                trace_id: envelope.trace_id,
+            },
+        )),
+        Err(err) => Err((id, invalid(err.to_string()))),
+    }
+}
+
+fn answer<Resp: Message + Name>(
+    query: Query,
+    responder: &str,
+    id: u64,
+    result: Result<Resp, ErrorReply>,
+) {
+    let bytes = reply_bytes(
         id,
-        handler(request).map(|response| response.encode_to_vec()),
-    )
+        responder,
+        result.map(|response| response.encode_to_vec()),
+        Resp::full_name(),
+    );
+    if let Err(err) = query.reply(bytes) {
+        tracing::warn!(%err, "could not send a reply");
+    }
 }
 
 impl Bus {
@@ -109,12 +136,50 @@ impl Bus {
         let responder = responder.to_string();
         let queryable = self.transport().declare_queryable(
             key,
-            Arc::new(move |query: Query| {
-                let (id, result) = handle::<Req, Resp>(&query, &handler);
-                let bytes = reply_bytes(id, &responder, result, Resp::full_name());
-                if let Err(err) = query.reply(bytes) {
-                    tracing::warn!(%err, "could not send a reply");
+            Arc::new(move |query: Query| match open_request::<Req>(&query) {
+                Ok((id, request, _)) => answer(query, &responder, id, handler(request)),
+                Err((id, error)) => answer::<Resp>(query, &responder, id, Err(error)),
+            }),
+        )?;
+        Ok(Declared::new(key.to_string(), queryable))
+    }
+
+    /// Like [`Bus::serve`], for handlers that wait (on a queue, on I/O): each
+    /// request runs as a task on the Tokio runtime this is called from, and its
+    /// reply is sent when the task ends. The handler also gets the [`Call`]: who
+    /// asked, and the originating request ID for its logs.
+    ///
+    /// # Errors
+    /// [`BusError::Query`] when called outside a Tokio runtime; a queryable that
+    /// cannot be declared.
+    pub fn serve_async<Req, Resp, F, Fut>(
+        &self,
+        key: &str,
+        responder: &str,
+        handler: F,
+    ) -> Result<Declared, BusError>
+    where
+        Req: Message + Name + Default + Send + 'static,
+        Resp: Message + Name + 'static,
+        F: Fn(Req, Call) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Resp, ErrorReply>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| BusError::Query {
+            key: key.to_string(),
+            reason: format!("serving asynchronously needs a Tokio runtime: {e}"),
+        })?;
+        let responder: Arc<str> = Arc::from(responder);
+        let queryable = self.transport().declare_queryable(
+            key,
+            Arc::new(move |query: Query| match open_request::<Req>(&query) {
+                Ok((id, request, call)) => {
+                    let pending = handler(request, call);
+                    let responder = responder.clone();
+                    runtime.spawn(async move {
+                        answer(query, &responder, id, pending.await);
+                    });
                 }
+                Err((id, error)) => answer::<Resp>(query, &responder, id, Err(error)),
             }),
         )?;
         Ok(Declared::new(key.to_string(), queryable))
@@ -137,7 +202,7 @@ impl Bus {
             .transport()
             .get(
                 key_expr,
-                envelope(request, timeout).encode_to_vec(),
+                envelope(request, timeout, "").encode_to_vec(),
                 timeout,
             )
             .await?;
@@ -169,7 +234,23 @@ impl Bus {
         Req: Message + Name,
         Resp: Message + Name + Default,
     {
-        let bytes = envelope(request, timeout).encode_to_vec();
+        self.request_traced(key, request, timeout, "").await
+    }
+
+    /// [`Bus::request`] on behalf of an originating request: `trace_id` (an HTTP
+    /// `x-request-id`) travels in the envelope to the service's [`Call`].
+    pub async fn request_traced<Req, Resp>(
+        &self,
+        key: &str,
+        request: &Req,
+        timeout: Duration,
+        trace_id: &str,
+    ) -> Result<Resp, BusError>
+    where
+        Req: Message + Name,
+        Resp: Message + Name + Default,
+    {
+        let bytes = envelope(request, timeout, trace_id).encode_to_vec();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
         // A query that no known queryable matches returns at once; the service may
@@ -200,7 +281,11 @@ impl Bus {
     }
 }
 
-fn envelope<Req: Message + Name>(request: &Req, timeout: Duration) -> RequestEnvelope {
+fn envelope<Req: Message + Name>(
+    request: &Req,
+    timeout: Duration,
+    trace_id: &str,
+) -> RequestEnvelope {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     RequestEnvelope {
         wire_version: u32::from(WIRE_VERSION),
@@ -209,6 +294,7 @@ fn envelope<Req: Message + Name>(request: &Req, timeout: Duration) -> RequestEnv
         body_type: Req::full_name(),
         body: request.encode_to_vec(),
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        trace_id: trace_id.to_string(),
     }
 }
 

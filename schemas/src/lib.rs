@@ -39,6 +39,7 @@
 
 pub mod contract;
 mod error;
+pub mod json;
 pub mod proto;
 pub mod spike;
 

@@ -99,6 +99,56 @@ impl ApiError {
     }
 }
 
+/// Reads a JSON request body as `T` (for services, a message of
+/// `schemas/proto/evospike/v1/svc/`), naming the field at fault:
+/// ``invalid JSON body: `config.epochs`: invalid type: string "ten", expected u32``.
+///
+/// # Errors
+/// 400 for malformed JSON, a missing or unknown field, or a value of the wrong type.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON body: `{path}`: {inner}"))
+        }
+    })?;
+    reader
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+impl From<&evospike_bus::BusError> for ApiError {
+    /// A failed call to another service over the bus, as this service's answer:
+    /// its own 4xx when the callee refused the request, 503 (retry in 1 s) when
+    /// nobody answered, 502 when the callee failed.
+    fn from(err: &evospike_bus::BusError) -> ApiError {
+        use evospike_bus::schemas::proto::ErrorCode;
+        use evospike_bus::BusError;
+        match err {
+            BusError::Remote { code, message, .. } => match code {
+                ErrorCode::InvalidArgument => ApiError::bad_request(message.clone()),
+                ErrorCode::NotFound => ApiError::not_found(message.clone()),
+                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded => {
+                    ApiError::unavailable(message.clone(), 1)
+                }
+                _ => ApiError::new(StatusCode::BAD_GATEWAY, message.clone()),
+            },
+            BusError::Timeout { key, .. } => {
+                ApiError::unavailable(format!("no service answered at {key}"), 1)
+            }
+            other => {
+                tracing::error!(err = %other, "bus call failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("bus call failed: {other}"))
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.status, self.message)

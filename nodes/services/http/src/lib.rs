@@ -46,7 +46,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub use config::ServiceConfig;
-pub use error::{ApiError, HttpError};
+pub use error::{parse_json, ApiError, HttpError};
 pub use metrics::Metrics;
 pub use middleware::RequestId;
 

@@ -1,5 +1,5 @@
 //! The registry on the bus: queryables under `evospike/<ns>/svc/registry/<method>`
-//! answering the protobuf messages of `schemas/proto/evospike/v1/registry.proto`.
+//! answering the protobuf messages of `schemas/proto/evospike/v1/svc/registry.proto`.
 //!
 //! | method | request | reply |
 //! |---|---|---|
@@ -216,6 +216,13 @@ fn version_message(v: VersionRecord) -> RegistryVersion {
         model_type: v.model_type.unwrap_or_default(),
         framework: v.framework.unwrap_or_default(),
         error: v.error.unwrap_or_default(),
+        created_at: v.created_at.unwrap_or_default(),
+        description: v.description.unwrap_or_default(),
+        metadata_json: v
+            .metadata
+            .map(|m| serde_json::Value::Object(m).to_string())
+            .unwrap_or_default(),
+        registered_at: v.registered_at,
     }
 }
 
