@@ -10,11 +10,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use evospike_http::{ApiError, RequestId, Service, ServiceConfig};
+use evospike_http::{parse_json, ApiError, RequestId, Service, ServiceConfig};
+use evospike_schemas::proto::{AliasReply, ListModelsReply, SetAliasRequest, UploadReply};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 
 use crate::blobs::BlobError;
+use crate::messages::{model_message, version_message};
 use crate::registry::{check_name, RegisterRequest, Registry, RegistryError, VersionState};
 
 /// Limits of the registry's own routes.
@@ -107,11 +109,6 @@ pub fn service(registry: Arc<Registry>, config: ServiceConfig, limits: Limits) -
         .long_routes(long)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 async fn register(
     State(app): State<App>,
     id: RequestId,
@@ -125,17 +122,20 @@ async fn register(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record)).into_response())
+    Ok((status, Json(version_message(record))).into_response())
 }
 
 async fn list(State(app): State<App>) -> Result<Response, ApiError> {
     let models = blocking(&app.registry, |r| r.models()).await?;
-    Ok(Json(serde_json::json!({ "models": models })).into_response())
+    Ok(Json(ListModelsReply {
+        models: models.into_iter().map(model_message).collect(),
+    })
+    .into_response())
 }
 
 async fn model(State(app): State<App>, Path(model_id): Path<String>) -> Result<Response, ApiError> {
     let view = blocking(&app.registry, move |r| r.model(&model_id)).await?;
-    Ok(Json(view).into_response())
+    Ok(Json(model_message(view)).into_response())
 }
 
 async fn version(
@@ -148,7 +148,7 @@ async fn version(
         })
     })
     .await?;
-    Ok(Json(record).into_response())
+    Ok(Json(version_message(record)).into_response())
 }
 
 async fn finalize(
@@ -163,14 +163,8 @@ async fn finalize(
             record.version,
             record.error.as_deref().unwrap_or("unknown problem")
         ))),
-        _ => Ok(Json(record).into_response()),
+        _ => Ok(Json(version_message(record)).into_response()),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AliasBody {
-    version: String,
 }
 
 async fn set_alias(
@@ -178,13 +172,15 @@ async fn set_alias(
     Path((model_id, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let AliasBody { version } = parse_json(&body)?;
+    let SetAliasRequest { version } = parse_json(&body)?;
     let (m, a, v) = (model_id.clone(), alias.clone(), version.clone());
     blocking(&app.registry, move |r| r.set_alias(&m, &a, &v)).await?;
-    Ok(
-        Json(serde_json::json!({ "model_id": model_id, "alias": alias, "version": version }))
-            .into_response(),
-    )
+    Ok(Json(AliasReply {
+        model_id,
+        alias,
+        version,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -259,14 +255,13 @@ async fn upload(
     tracing::info!(request_id = %id.0, model = %model_id, version = %query.version, file = %query.filename, sha256 = %stored.sha256, size = stored.size, "upload");
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "model_id": model_id,
-            "version": query.version,
-            "filename": query.filename,
-            "sha256": stored.sha256,
-            "size": stored.size,
-            "state": "pending",
-        })),
+        Json(UploadReply {
+            model_id,
+            version: query.version,
+            filename: query.filename,
+            sha256: stored.sha256,
+            size: stored.size,
+        }),
     )
         .into_response())
 }

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use evospike_bus::{Bus, BusError, Declared};
 use evospike_schemas::proto::{
     ErrorCode, ErrorReply, FetchFileReply, FetchFileRequest, GetModelRequest, ListModelsReply,
-    ListModelsRequest, PublishRequest, RegistryFile, RegistryModel, RegistryVersion,
+    ListModelsRequest, PublishRequest, RegistryModel, RegistryVersion,
 };
 
-use crate::registry::{check_name, ModelView, RegisterRequest, VersionRecord, VersionState};
+use crate::messages::{model_message, state_text, version_message};
+use crate::registry::{check_name, RegisterRequest, VersionState};
 use crate::{Registry, RegistryError};
 
 /// The largest file `fetch_file` sends in one reply.
@@ -117,12 +118,6 @@ fn optional(s: String) -> Option<String> {
 }
 
 fn publish(registry: &Registry, req: PublishRequest) -> Result<RegistryVersion, RegistryError> {
-    let metadata = match req.metadata_json.trim() {
-        "" => None,
-        text => Some(serde_json::from_str(text).map_err(|e| {
-            RegistryError::Invalid(format!("metadata_json is not a JSON object: {e}"))
-        })?),
-    };
     for file in &req.files {
         check_name("filename", &file.name)?;
     }
@@ -145,7 +140,7 @@ fn publish(registry: &Registry, req: PublishRequest) -> Result<RegistryVersion, 
         framework: optional(req.framework),
         created_at: optional(req.created_at),
         description: optional(req.description),
-        metadata,
+        metadata_json: req.metadata_json,
     })?;
     if record.state != VersionState::Pending {
         return Err(RegistryError::Conflict(format!(
@@ -187,51 +182,5 @@ fn error_reply(err: RegistryError) -> ErrorReply {
         code: code as i32,
         message: err.to_string(),
         ..Default::default()
-    }
-}
-
-fn state_text(state: VersionState) -> &'static str {
-    match state {
-        VersionState::Pending => "pending",
-        VersionState::Ready => "ready",
-        VersionState::Failed => "failed",
-    }
-}
-
-fn version_message(v: VersionRecord) -> RegistryVersion {
-    RegistryVersion {
-        state: state_text(v.state).to_owned(),
-        files: v
-            .files
-            .into_iter()
-            .map(|(name, f)| RegistryFile {
-                name,
-                sha256: f.sha256,
-                size: f.size,
-            })
-            .collect(),
-        model_id: v.model_id,
-        version: v.version,
-        name: v.name,
-        model_type: v.model_type.unwrap_or_default(),
-        framework: v.framework.unwrap_or_default(),
-        error: v.error.unwrap_or_default(),
-        created_at: v.created_at.unwrap_or_default(),
-        description: v.description.unwrap_or_default(),
-        metadata_json: v
-            .metadata
-            .map(|m| serde_json::Value::Object(m).to_string())
-            .unwrap_or_default(),
-        registered_at: v.registered_at,
-    }
-}
-
-fn model_message(m: ModelView) -> RegistryModel {
-    RegistryModel {
-        model_id: m.model_id,
-        name: m.name,
-        latest: m.latest.unwrap_or_default(),
-        versions: m.versions.into_iter().map(version_message).collect(),
-        aliases: m.aliases.into_iter().collect(),
     }
 }

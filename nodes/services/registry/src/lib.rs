@@ -9,7 +9,8 @@
 //!
 //! The pieces, bottom up: [`store`] (the state, in an embedded redb file, behind
 //! the [`Store`](store::Store) trait), [`blobs`] (files by content hash, written
-//! crash-safely), [`registry`] (the rules), [`api`] (HTTP on the
+//! crash-safely), [`registry`] (the rules), the records as the protobuf messages of its API
+//! (which are also the HTTP JSON), [`api`] (HTTP on the
 //! [`evospike_http`] kit), [`bus`] (queryables on the bus) and [`RegistryKind`] (the node kind:
 //! `evospike run registry`).
 //!
@@ -31,6 +32,7 @@ pub mod api;
 pub mod blobs;
 pub mod bus;
 mod kind;
+mod messages;
 pub mod registry;
 pub mod store;
 

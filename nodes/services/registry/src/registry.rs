@@ -18,32 +18,22 @@ use serde::{Deserialize, Serialize};
 use crate::blobs::{BlobError, BlobStore, Stored};
 use crate::store::{Store, StoreError, Table, Write};
 
-/// The body of `POST /models/register`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// The model's ID (letters, digits, `.`, `_`, `-`).
-    pub model_id: String,
-    /// A human-readable name.
-    pub name: String,
-    /// The version to register (same characters as an ID).
-    pub version: String,
-    /// What kind of model (`vision`, `snn`, …).
-    #[serde(default)]
-    pub model_type: Option<String>,
-    /// What made it (`evospike`, `pytorch`, …).
-    #[serde(default)]
-    pub framework: Option<String>,
-    /// When the client says it was created (free text, e.g. RFC 3339).
-    #[serde(default)]
-    pub created_at: Option<String>,
-    /// Free-form description.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Free-form metadata (metrics, provenance, …).
-    #[serde(default)]
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+/// A registration: the body of `POST /models/register` and of the bus's
+/// `publish`, as the protobuf message both are.
+pub use evospike_schemas::proto::RegisterModelRequest as RegisterRequest;
+
+/// The metadata of a registration: its `metadata` object, or none.
+fn metadata_of(req: &RegisterRequest) -> Result<Option<Metadata>, RegistryError> {
+    match req.metadata_json.trim() {
+        "" => Ok(None),
+        text => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| RegistryError::Invalid(format!("metadata is not a JSON object: {e}"))),
+    }
 }
+
+/// Free-form metadata (metrics, provenance, …).
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
 /// Where a version is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -77,16 +67,16 @@ pub struct VersionRecord {
     pub state: VersionState,
     /// What was registered.
     pub name: String,
-    /// See [`RegisterRequest::model_type`].
+    /// What kind of model (`vision`, `snn`, …).
     pub model_type: Option<String>,
-    /// See [`RegisterRequest::framework`].
+    /// What made it (`evospike`, `pytorch`, …).
     pub framework: Option<String>,
-    /// See [`RegisterRequest::created_at`].
+    /// When the client says it was created (free text, e.g. RFC 3339).
     pub created_at: Option<String>,
-    /// See [`RegisterRequest::description`].
+    /// Free-form description.
     pub description: Option<String>,
-    /// See [`RegisterRequest::metadata`].
-    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Free-form metadata (metrics, provenance, …).
+    pub metadata: Option<Metadata>,
     /// When the registry registered it (Unix seconds).
     pub registered_at: u64,
     /// Order of registration within the model (0, 1, …).
@@ -99,18 +89,18 @@ pub struct VersionRecord {
 }
 
 impl VersionRecord {
-    fn same_registration(&self, req: &RegisterRequest) -> bool {
+    fn same_registration(&self, req: &RegisterRequest, metadata: &Option<Metadata>) -> bool {
         self.name == req.name
             && self.model_type == req.model_type
             && self.framework == req.framework
             && self.created_at == req.created_at
             && self.description == req.description
-            && self.metadata == req.metadata
+            && &self.metadata == metadata
     }
 }
 
 /// A model as `GET /models/{model_id}` shows it: its ready versions only.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelView {
     /// The model.
     pub model_id: String,
@@ -271,9 +261,10 @@ impl Registry {
         if req.name.trim().is_empty() {
             return Err(RegistryError::Invalid("name must not be empty".into()));
         }
+        let metadata = metadata_of(&req)?;
         let _guard = self.lock();
         if let Some(existing) = self.version(&req.model_id, &req.version)? {
-            return if existing.same_registration(&req) {
+            return if existing.same_registration(&req, &metadata) {
                 Ok((existing, false))
             } else {
                 Err(RegistryError::Conflict(format!(
@@ -292,7 +283,7 @@ impl Registry {
             framework: req.framework,
             created_at: req.created_at,
             description: req.description,
-            metadata: req.metadata,
+            metadata,
             registered_at: now(),
             seq,
             files: BTreeMap::new(),

@@ -403,7 +403,7 @@ fn an_upload_cut_off_midway_changes_nothing() {
         server.registry.blobs().pending_files() == 0
     });
     let version = get(&server.url("/models/m/versions/1"), &[]).json();
-    assert_eq!(version["files"], serde_json::json!({}), "{version}");
+    assert_eq!(version["files"], serde_json::json!([]), "{version}");
     assert_eq!(
         std::fs::read_dir(dir.path().join("blobs")).unwrap().count(),
         0
@@ -526,7 +526,7 @@ fn a_chunked_upload_that_grows_past_the_limit_gets_413_and_leaves_nothing() {
         server.registry.blobs().pending_files() == 0
     });
     let version = get(&server.url("/models/m/versions/1"), &[]).json();
-    assert_eq!(version["files"], serde_json::json!({}), "{version}");
+    assert_eq!(version["files"], serde_json::json!([]), "{version}");
 }
 
 #[test]
@@ -586,5 +586,5 @@ fn a_stalled_upload_is_dropped_with_408_and_leaves_nothing() {
         server.registry.blobs().pending_files() == 0
     });
     let version = get(&server.url("/models/m/versions/1"), &[]).json();
-    assert_eq!(version["files"], serde_json::json!({}), "{version}");
+    assert_eq!(version["files"], serde_json::json!([]), "{version}");
 }
