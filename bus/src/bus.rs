@@ -206,6 +206,40 @@ impl Bus {
             .collect())
     }
 
+    /// Announces node `node` as an instance of `service` until the returned token
+    /// is dropped (the gateway routes to the instances it sees).
+    pub fn announce_service(&self, service: &str, node: &str) -> Result<Declared, BusError> {
+        let key = self.keys().service_token(service, node)?;
+        let token = self.inner.transport.declare_token(&key)?;
+        Ok(Declared::new(key, token))
+    }
+
+    /// The live service instances of this namespace as `(service, node)` pairs,
+    /// sorted; `service` is a name or `*` for all.
+    pub async fn service_instances(
+        &self,
+        service: &str,
+        timeout: Duration,
+    ) -> Result<Vec<(String, String)>, BusError> {
+        let keys = self
+            .inner
+            .transport
+            .live_tokens(&self.keys().service_tokens(service), timeout)
+            .await?;
+        let mut found: Vec<(String, String)> = keys
+            .iter()
+            .filter_map(|key| match self.keys().parse(key) {
+                Some(crate::KeyKind::ServiceInstance { service, node }) => {
+                    Some((service.to_string(), node.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
     /// Waits until receivers have released every buffer this session sent, or
     /// `timeout` passes (`Ok(false)`). Call it before the process exits: shared
     /// memory dies with its process, and with it messages not yet read.

@@ -7,6 +7,8 @@
 //! evospike/<ns>/metric/<node>           MetricSample stream
 //! evospike/<ns>/health/<node>           health queryable
 //! evospike/<ns>/@node/<node>            liveliness token (discovery: node list)
+//! evospike/<ns>/@svc/<service>/<node>   liveliness token of a service instance
+//! evospike/<ns>/http/<node>             a service instance's HTTP API over the bus
 //! ```
 //!
 //! Topic names may be hierarchical (`layer1/spikes`); node, service and namespace
@@ -42,6 +44,15 @@ pub enum KeyKind<'a> {
     Health(&'a str),
     /// A node's liveliness token.
     Node(&'a str),
+    /// The liveliness token of an instance of a service.
+    ServiceInstance {
+        /// Service name.
+        service: &'a str,
+        /// The node serving it.
+        node: &'a str,
+    },
+    /// A node's HTTP-over-bus queryable.
+    Http(&'a str),
 }
 
 fn check_segment(what: &'static str, name: &str, allow_slash: bool) -> Result<(), BusError> {
@@ -130,6 +141,24 @@ impl KeySpace {
         format!("{}/@node/*", self.prefix)
     }
 
+    /// `evospike/<ns>/@svc/<service>/<node>`: the liveliness token of node
+    /// `node` serving `service`.
+    pub fn service_token(&self, service: &str, node: &str) -> Result<String, BusError> {
+        check_segment("service", service, false)?;
+        check_segment("node", node, false)?;
+        Ok(format!("{}/@svc/{service}/{node}", self.prefix))
+    }
+
+    /// Matches the instance tokens of `service`, or of every service with `*`.
+    pub fn service_tokens(&self, service: &str) -> String {
+        format!("{}/@svc/{service}/*", self.prefix)
+    }
+
+    /// `evospike/<ns>/http/<node>`: node `node`'s HTTP API over the bus.
+    pub fn http(&self, node: &str) -> Result<String, BusError> {
+        self.node_key("http", node)
+    }
+
     /// Matches every key of one kind for all nodes, e.g. `all("log")`.
     pub fn all(&self, kind: &str) -> String {
         format!("{}/{kind}/**", self.prefix)
@@ -154,6 +183,11 @@ impl KeySpace {
             "metric" => Some(KeyKind::Metric(name)),
             "health" => Some(KeyKind::Health(name)),
             "@node" => Some(KeyKind::Node(name)),
+            "@svc" => {
+                let (service, node) = name.split_once('/')?;
+                Some(KeyKind::ServiceInstance { service, node })
+            }
+            "http" => Some(KeyKind::Http(name)),
             _ => None,
         }
     }
@@ -195,6 +229,18 @@ mod tests {
             })
         );
         assert_eq!(keys.parse("evospike/other/topic/x"), None);
+        let instance = keys.service_token("inference", "inf1").unwrap();
+        assert_eq!(instance, "evospike/lab/@svc/inference/inf1");
+        assert_eq!(
+            keys.parse(&instance),
+            Some(KeyKind::ServiceInstance {
+                service: "inference",
+                node: "inf1"
+            })
+        );
+        let http = keys.http("inf1").unwrap();
+        assert_eq!(http, "evospike/lab/http/inf1");
+        assert_eq!(keys.parse(&http), Some(KeyKind::Http("inf1")));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `launch/services.yaml` starts the router and the model registry; the
-//! documented register example answers, and Ctrl-C ends it all.
+//! `launch/services.yaml` starts the router, the model registry and the gateway;
+//! the documented register example answers, directly and through the gateway,
+//! and Ctrl-C ends it all.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,7 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .args(["--arg", &format!("router={router}")])
         .args(["--arg", "host=127.0.0.1"])
         .args(["--arg", "registry_port=0"])
+        .args(["--arg", "gateway_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",
@@ -29,15 +31,25 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         ))
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
-    let line = launcher
-        .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
-        .expect("the registry starts");
-    let url = line
-        .split("serving ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a URL in the log line")
-        .to_owned();
+    let mut urls = std::collections::BTreeMap::new();
+    while urls.len() < 2 {
+        let line = launcher
+            .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
+            .expect("the services start");
+        let service = ["(registry)", "(gateway)"]
+            .into_iter()
+            .find(|s| line.contains(s))
+            .unwrap_or_else(|| panic!("which service? {line}"));
+        let url = line
+            .split("serving ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a URL in the log line")
+            .to_owned();
+        urls.insert(service, url);
+    }
+    let url = urls["(registry)"].clone();
+    let gateway = urls["(gateway)"].clone();
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -61,6 +73,24 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         )
         .unwrap();
     assert_eq!(reply.status().as_u16(), 201);
+    let body = reply.body_mut().read_to_string().unwrap();
+    assert!(body.contains("\"state\":\"pending\""), "{body}");
+
+    // Through the gateway, over the bus: `curl http://localhost:8000/services/health`.
+    evospike_testkit::wait_until(Duration::from_secs(20), || {
+        agent
+            .get(&format!("{gateway}/services/health"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .is_some_and(|b| b.contains("\"status\":\"healthy\"") && b.contains("\"registry\""))
+    })
+    .expect("the gateway reports the registry healthy");
+    let mut reply = agent
+        .get(&format!("{gateway}/registry/models/vision_encoder_v1/versions/1.0.0"))
+        .call()
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
     let body = reply.body_mut().read_to_string().unwrap();
     assert!(body.contains("\"state\":\"pending\""), "{body}");
 

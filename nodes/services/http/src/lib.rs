@@ -15,6 +15,8 @@
 //!   ordinary routes (long-running routes such as uploads opt out), and a cap on
 //!   requests in flight past which the service answers 503 at once.
 //! - **`GET /health`** and **`GET /metrics`** (Prometheus text format).
+//! - **The same API over the bus** ([`bridge`]): the gateway reaches a service
+//!   instance at `evospike/<ns>/http/<node>` through the very same router.
 //!
 //! ```no_run
 //! use axum::routing::get;
@@ -30,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod bridge;
 mod config;
 mod error;
 mod metrics;
@@ -181,8 +184,11 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(HttpError::Serve)
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(HttpError::Serve)
 }

@@ -1,0 +1,25 @@
+//! The API gateway (port 8000): one address for every service.
+//!
+//! - **Routing over the bus.** `/{service}/{path}` goes to an instance of
+//!   `service` — a node that announced itself with a liveliness token
+//!   (`@svc/<service>/<node>`) and serves its HTTP API over the bus
+//!   ([`evospike_http::bridge`]) — so services need no well-known address.
+//!   Several instances are used in turn; one that does not answer is skipped for
+//!   a while and the request goes to the next; with none left the answer is 503
+//!   naming the service. HTTP services outside the bus join with
+//!   `POST /services/register` (a time to live, renewed by registering again).
+//! - **`GET /services`**, **`GET /services/health`** (every instance's `/health`
+//!   in one answer) and the compatibility endpoint **`POST /api/generate`**
+//!   (= `POST /inference/infer`).
+//! - **Guards** in priority order, from the parameters: API keys (401), a token
+//!   bucket per caller (429 with `Retry-After`), and validation of known
+//!   endpoints' bodies against their messages (400 naming the field). A rejected
+//!   request never reaches a service.
+
+mod api;
+mod directory;
+mod external;
+mod kind;
+mod middleware;
+
+pub use kind::{GatewayKind, GatewayParams, DEFAULT_PORT};
