@@ -87,7 +87,9 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
     })
     .expect("the gateway reports the registry healthy");
     let mut reply = agent
-        .get(&format!("{gateway}/registry/models/vision_encoder_v1/versions/1.0.0"))
+        .get(&format!(
+            "{gateway}/registry/models/vision_encoder_v1/versions/1.0.0"
+        ))
         .call()
         .unwrap();
     assert_eq!(reply.status().as_u16(), 200);

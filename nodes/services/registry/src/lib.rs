@@ -7,8 +7,8 @@
 //! served (`GET /models/{model_id}/download/{filename}`, with its sha256, an ETag
 //! and `Range` support). Aliases such as `production` point at ready versions.
 //!
-//! The pieces, bottom up: [`store`] (the state, in an embedded redb file, behind
-//! the [`Store`](store::Store) trait), [`blobs`] (files by content hash, written
+//! The pieces, bottom up: the state, in an embedded redb file behind the
+//! [`evospike_store::Store`] trait, [`blobs`] (files by content hash, written
 //! crash-safely), [`registry`] (the rules), the records as the protobuf messages of its API
 //! (which are also the HTTP JSON), [`api`] (HTTP on the
 //! [`evospike_http`] kit), [`bus`] (queryables on the bus) and [`RegistryKind`] (the node kind:
@@ -34,7 +34,6 @@ pub mod bus;
 mod kind;
 mod messages;
 pub mod registry;
-pub mod store;
 
 pub use kind::{RegistryKind, RegistryParams, DEFAULT_PORT};
 pub use registry::{Registry, RegistryError};

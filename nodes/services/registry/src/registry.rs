@@ -16,7 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::{BlobError, BlobStore, Stored};
-use crate::store::{Store, StoreError, Table, Write};
+use evospike_store::{RedbStore, Store, StoreError, Table, Write};
+
+/// `model_id` → model record.
+const MODELS: Table = Table("models");
+/// `model_id/version` → version record.
+const VERSIONS: Table = Table("versions");
+/// `model_id/alias` → version.
+const ALIASES: Table = Table("aliases");
 
 /// A registration: the body of `POST /models/register` and of the bus's
 /// `publish`, as the protobuf message both are.
@@ -206,7 +213,7 @@ impl Registry {
             path: data_dir.to_owned(),
             source,
         })?;
-        let store = crate::store::RedbStore::open(&data_dir.join("state.redb"))?;
+        let store = RedbStore::open(&data_dir.join("state.redb"), &[MODELS, VERSIONS, ALIASES])?;
         let blobs = BlobStore::open(data_dir)?;
         let registry = Registry::new(Box::new(store), blobs);
         let removed = registry.collect_garbage()?;
@@ -225,7 +232,7 @@ impl Registry {
     pub fn collect_garbage(&self) -> Result<usize, RegistryError> {
         let _guard = self.lock();
         let mut referenced = std::collections::BTreeSet::new();
-        for (key, bytes) in self.store.scan(Table::Versions, "")? {
+        for (key, bytes) in self.store.scan(VERSIONS, "")? {
             let record: VersionRecord = parse(&key, &bytes)?;
             referenced.extend(record.files.into_values().map(|f| f.sha256));
         }
@@ -290,10 +297,10 @@ impl Registry {
             error: None,
         };
         let mut batch = vec![self.put_version(&record)];
-        if self.store.get(Table::Models, &req.model_id)?.is_none() {
+        if self.store.get(MODELS, &req.model_id)?.is_none() {
             let model = serde_json::json!({ "model_id": req.model_id, "registered_at": now() });
             batch.push(Write::Put(
-                Table::Models,
+                MODELS,
                 req.model_id.clone(),
                 model.to_string().into_bytes(),
             ));
@@ -304,7 +311,7 @@ impl Registry {
 
     fn put_version(&self, record: &VersionRecord) -> Write {
         Write::Put(
-            Table::Versions,
+            VERSIONS,
             version_key(&record.model_id, &record.version),
             serde_json::to_vec(record).unwrap_or_default(),
         )
@@ -312,7 +319,7 @@ impl Registry {
 
     /// Whether model `model_id` exists.
     pub fn has_model(&self, model_id: &str) -> Result<bool, RegistryError> {
-        Ok(self.store.get(Table::Models, model_id)?.is_some())
+        Ok(self.store.get(MODELS, model_id)?.is_some())
     }
 
     /// Version `version` of `model_id`, in any state.
@@ -323,7 +330,7 @@ impl Registry {
     ) -> Result<Option<VersionRecord>, RegistryError> {
         let key = version_key(model_id, version);
         self.store
-            .get(Table::Versions, &key)?
+            .get(VERSIONS, &key)?
             .map(|bytes| parse(&key, &bytes))
             .transpose()
     }
@@ -332,7 +339,7 @@ impl Registry {
     pub fn versions(&self, model_id: &str) -> Result<Vec<VersionRecord>, RegistryError> {
         let mut versions = self
             .store
-            .scan(Table::Versions, &format!("{model_id}/"))?
+            .scan(VERSIONS, &format!("{model_id}/"))?
             .into_iter()
             .map(|(key, bytes)| parse::<VersionRecord>(&key, &bytes))
             .collect::<Result<Vec<_>, _>>()?;
@@ -480,7 +487,7 @@ impl Registry {
             )));
         }
         self.store.write(vec![Write::Put(
-            Table::Aliases,
+            ALIASES,
             version_key(model_id, alias),
             version.as_bytes().to_vec(),
         )])?;
@@ -492,7 +499,7 @@ impl Registry {
         let prefix = format!("{model_id}/");
         Ok(self
             .store
-            .scan(Table::Aliases, &prefix)?
+            .scan(ALIASES, &prefix)?
             .into_iter()
             .map(|(key, value)| {
                 (
@@ -529,7 +536,7 @@ impl Registry {
     /// Every model that has a ready version.
     pub fn models(&self) -> Result<Vec<ModelView>, RegistryError> {
         let mut out = Vec::new();
-        for (model_id, _) in self.store.scan(Table::Models, "")? {
+        for (model_id, _) in self.store.scan(MODELS, "")? {
             let view = self.model(&model_id)?;
             if !view.versions.is_empty() {
                 out.push(view);
