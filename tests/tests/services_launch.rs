@@ -29,6 +29,8 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
             "registry_data={}",
             data.path().join("registry").display()
         ))
+        .arg("--arg")
+        .arg(format!("logs_data={}", data.path().join("logs").display()))
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
@@ -95,6 +97,16 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
     assert_eq!(reply.status().as_u16(), 200);
     let body = reply.body_mut().read_to_string().unwrap();
     assert!(body.contains("\"state\":\"pending\""), "{body}");
+
+    // The log consumer stored the services' start-up.
+    let router_ep = router.clone();
+    evospike_testkit::wait_until(Duration::from_secs(10), || {
+        Command::new(workspace_bin("evospike"))
+            .args(["log", "--connect", &router_ep, "--node", "registry"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("serving http://"))
+    })
+    .expect("`evospike log` shows the registry's start");
 
     launcher.signal("INT").unwrap();
     let status = launcher

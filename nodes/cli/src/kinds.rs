@@ -18,6 +18,7 @@ pub(crate) fn catalog() -> NodeKinds {
     NodeKinds::builtin()
         .with::<evospike_registry::RegistryKind>()
         .with::<evospike_gateway::GatewayKind>()
+        .with::<evospike_logs::LogsKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

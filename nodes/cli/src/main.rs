@@ -27,6 +27,7 @@ mod exit;
 mod kinds;
 mod launch;
 mod learn;
+mod log;
 mod node;
 mod out;
 mod plugin;
@@ -68,6 +69,8 @@ enum Command {
     Train(learn::TrainArgs),
     /// Score a model on labelled data: accuracy and confusion matrix.
     Eval(learn::EvalArgs),
+    /// Print the log records the log consumer stored (`evospike run logs`).
+    Log(log::LogArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,6 +123,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Node(command) => {
             init_tool_logging();
             block_on(node::run(command))
+        }
+        Command::Log(args) => {
+            init_tool_logging();
+            block_on(log::run(args))
         }
     }
 }
