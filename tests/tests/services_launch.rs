@@ -24,6 +24,7 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .args(["--arg", "host=127.0.0.1"])
         .args(["--arg", "registry_port=0"])
         .args(["--arg", "gateway_port=0"])
+        .args(["--arg", "monitoring_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",
@@ -34,11 +35,11 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
-    while urls.len() < 2 {
+    while urls.len() < 3 {
         let line = launcher
             .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
             .expect("the services start");
-        let service = ["(registry)", "(gateway)"]
+        let service = ["(registry)", "(gateway)", "(monitoring)"]
             .into_iter()
             .find(|s| line.contains(s))
             .unwrap_or_else(|| panic!("which service? {line}"));
@@ -97,6 +98,22 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
     assert_eq!(reply.status().as_u16(), 200);
     let body = reply.body_mut().read_to_string().unwrap();
     assert!(body.contains("\"state\":\"pending\""), "{body}");
+
+    // Monitoring sees every service: `curl http://localhost:8004/dashboard`.
+    let monitoring = urls["(monitoring)"].clone();
+    evospike_testkit::wait_until(Duration::from_secs(20), || {
+        agent
+            .get(&format!("{monitoring}/dashboard"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .is_some_and(|b| {
+                ["registry", "gateway", "monitoring", "logs"]
+                    .iter()
+                    .all(|n| b.contains(&format!("\"name\":\"{n}\"")))
+            })
+    })
+    .expect("the dashboard data lists the services' nodes");
 
     // The log consumer stored the services' start-up.
     let router_ep = router.clone();

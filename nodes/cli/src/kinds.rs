@@ -19,6 +19,7 @@ pub(crate) fn catalog() -> NodeKinds {
         .with::<evospike_registry::RegistryKind>()
         .with::<evospike_gateway::GatewayKind>()
         .with::<evospike_logs::LogsKind>()
+        .with::<evospike_monitoring::MonitoringKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

@@ -86,6 +86,7 @@ pub struct Service {
     timed: Router,
     untimed: Router,
     metrics: Arc<Metrics>,
+    own_metrics_route: bool,
 }
 
 impl Service {
@@ -97,7 +98,15 @@ impl Service {
             timed: Router::new(),
             untimed: Router::new(),
             metrics: Arc::new(Metrics::new(name)),
+            own_metrics_route: false,
         }
+    }
+
+    /// The service answers `/metrics` itself (monitoring serves every node's
+    /// metrics there, its own included via [`Metrics::render`]).
+    pub fn own_metrics_route(mut self) -> Service {
+        self.own_metrics_route = true;
+        self
     }
 
     /// Adds routes that must answer within the configured request timeout.
@@ -125,7 +134,7 @@ impl Service {
         let state = middleware::Shared::new(self.name, &self.config, self.metrics.clone());
         let started = Instant::now();
         let name = self.name;
-        let builtin = Router::new()
+        let mut builtin = Router::new()
             .route(
                 "/health",
                 get(move || async move {
@@ -136,8 +145,13 @@ impl Service {
                     }))
                 }),
             )
-            .route("/metrics", get(render_metrics))
             .with_state(self.metrics.clone());
+        if !self.own_metrics_route {
+            builtin = builtin.route(
+                "/metrics",
+                get(render_metrics).with_state(self.metrics.clone()),
+            );
+        }
         let timeout = self.config.request_timeout;
         let timed = self
             .timed

@@ -1,0 +1,210 @@
+//! `monitoring`: the monitoring service as a node — `evospike run monitoring` —
+//! serving HTTP on `SERVICE_PORT` (default [`DEFAULT_PORT`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use evospike_bus::{Bus, MessageSubscriber};
+use evospike_http::ServiceConfig;
+use evospike_node::kind::NodeKind;
+use evospike_node::node::Node;
+use evospike_node::params::{Check, Params};
+use evospike_node::NodeError;
+use evospike_schemas::proto::{HealthState, HttpRequest, MetricBatch};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::{Alerts, Rule, RuleParams};
+use crate::state::{Monitor, Source};
+
+/// The monitoring service's documented port.
+pub const DEFAULT_PORT: u16 = 8004;
+
+/// The `monitoring` kind.
+#[derive(Debug)]
+pub struct MonitoringKind;
+
+/// Parameters of a `monitoring` node. Host and port come from `SERVICE_HOST`
+/// and `SERVICE_PORT` (default 0.0.0.0:8004), as for every service.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringParams {
+    /// Alert rules: `{name, metric, node ("*" patterns), op (> >= < <= == !=),
+    /// threshold, for_s}`.
+    #[serde(default)]
+    pub rules: Vec<RuleParams>,
+    /// Also the built-in rules: node_down, pipeline_gaps, layer_silent,
+    /// layer_saturated.
+    #[serde(default = "default_true")]
+    pub builtin_rules: bool,
+    /// Milliseconds between looks at the nodes (liveliness), the services'
+    /// traffic and the alert rules.
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_interval() -> u64 {
+    1000
+}
+
+impl Params for MonitoringParams {
+    fn check(&self, check: &mut Check<'_>) {
+        check.at_least("interval_ms", self.interval_ms, 50);
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                check.fail(format!("rules[{i}].name"), "".into(), "must not be empty");
+            }
+            if rule.metric.trim().is_empty() {
+                check.fail(format!("rules[{i}].metric"), "".into(), "must not be empty");
+            }
+            if !rule.threshold.is_finite() {
+                check.fail(
+                    format!("rules[{i}].threshold"),
+                    rule.threshold.into(),
+                    "must be a finite number",
+                );
+            }
+            if !rule.for_s.is_finite() || rule.for_s < 0.0 {
+                check.fail(
+                    format!("rules[{i}].for_s"),
+                    rule.for_s.into(),
+                    "must be 0 or more seconds",
+                );
+            }
+        }
+    }
+}
+
+fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
+    NodeError::Service {
+        service: "monitoring",
+        action,
+        source: Box::new(source),
+    }
+}
+
+/// Collects every node's metric batches from the bus.
+async fn collect(subscriber: MessageSubscriber<MetricBatch>, monitor: Arc<Mutex<Monitor>>) {
+    loop {
+        match subscriber.recv().await {
+            Ok(batch) => {
+                let mut m = monitor.lock().unwrap_or_else(|e| e.into_inner());
+                for s in batch.message.samples {
+                    let labels: BTreeMap<String, String> = s.labels.into_iter().collect();
+                    m.record(
+                        &s.node,
+                        &s.name,
+                        labels,
+                        s.value,
+                        s.timestamp_unix_ns,
+                        Source::Bus,
+                    );
+                }
+            }
+            Err(evospike_bus::BusError::Closed { .. }) => return,
+            Err(err) => tracing::debug!(%err, "a metric batch could not be read"),
+        }
+    }
+}
+
+/// Every interval: who is alive, each service's traffic, the alert rules.
+async fn watch(bus: Bus, monitor: Arc<Mutex<Monitor>>, training: Arc<AtomicBool>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if let Ok(alive) = bus.nodes(every).await {
+            let alive: BTreeSet<String> = alive.into_iter().collect();
+            monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_alive(&alive, now);
+        }
+        let instances = bus.service_instances("*", every).await.unwrap_or_default();
+        let mut by_service: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (service, node) in instances {
+            by_service.entry(service).or_default().push(node);
+        }
+        training.store(by_service.contains_key("training"), Ordering::Relaxed);
+        for (service, nodes) in &by_service {
+            let mut scraped = Vec::new();
+            for node in nodes {
+                let request = HttpRequest {
+                    method: "GET".into(),
+                    uri: "/metrics".into(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                if let Ok(response) =
+                    evospike_http::bridge::call(&bus, node, request, "", every).await
+                {
+                    if let Ok(body) = axum::body::to_bytes(response.into_body(), 16 << 20).await {
+                        let samples = crate::prometheus::parse(&String::from_utf8_lossy(&body));
+                        scraped.push((node.clone(), samples));
+                    }
+                }
+            }
+            monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_traffic(service, scraped, Instant::now());
+        }
+        let mut m = monitor.lock().unwrap_or_else(|e| e.into_inner());
+        m.keep_traffic(&by_service.keys().cloned().collect());
+        m.evaluate(Instant::now());
+    }
+}
+
+impl NodeKind for MonitoringKind {
+    const NAME: &'static str = "monitoring";
+    const SUMMARY: &'static str =
+        "the monitoring service: every node's metrics from the bus, alerts, Prometheus /metrics, dashboard data (port 8004)";
+    type Params = MonitoringParams;
+
+    async fn run(node: Node, params: MonitoringParams) -> Result<(), NodeError> {
+        let config = ServiceConfig::from_env(DEFAULT_PORT)
+            .map_err(|e| failed("read its settings".into(), e))?;
+        let mut rules: Vec<Rule> = params.rules.into_iter().map(Rule::Metric).collect();
+        if params.builtin_rules {
+            rules.extend(Rule::builtin());
+        }
+        let monitor = Arc::new(Mutex::new(Monitor::new(Alerts::new(rules))));
+        let bus = node.bus().clone();
+        let subscriber: MessageSubscriber<MetricBatch> =
+            bus.message_subscriber(&bus.keys().all("metric"))?;
+        let training = Arc::new(AtomicBool::new(false));
+        let collector = tokio::spawn(collect(subscriber, monitor.clone()));
+        let watcher = tokio::spawn(watch(
+            bus.clone(),
+            monitor.clone(),
+            training.clone(),
+            Duration::from_millis(params.interval_ms),
+        ));
+        let service = crate::api::service(monitor, bus.clone(), training, config.clone());
+        let listener = evospike_http::bind(&config)
+            .await
+            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| failed("read its address".into(), e))?;
+        let router = service.into_router();
+        let _bus_http =
+            evospike_http::bridge::serve_on_bus(&bus, "monitoring", node.name(), router.clone())?;
+        tracing::info!("node {} (monitoring) serving http://{addr}", node.name());
+        node.set_state(HealthState::Active);
+        let node = Arc::new(node);
+        let stop = {
+            let node = node.clone();
+            async move { node.stopped().await }
+        };
+        let result = evospike_http::serve(listener, router, stop).await;
+        collector.abort();
+        watcher.abort();
+        result.map_err(|e| failed("serve HTTP".into(), e))
+    }
+}
