@@ -1,4 +1,4 @@
-//! `launch/services.yaml` starts the router and the model registry; the
+//! `launch/services.yaml` starts the router, the model registry and inference; the
 //! documented register example answers, and Ctrl-C ends it all.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .args(["--arg", &format!("router={router}")])
         .args(["--arg", "host=127.0.0.1"])
         .args(["--arg", "registry_port=0"])
+        .args(["--arg", "inference_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",

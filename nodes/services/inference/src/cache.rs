@@ -40,7 +40,8 @@ pub struct Stats {
     pub misses: AtomicU64,
     /// Models evicted.
     pub evictions: AtomicU64,
-    /// Loads completed.
+    /// Models loaded into the cache (a load that resolved to a model already
+    /// cached does not count).
     pub loads: AtomicU64,
     /// Loads failed.
     pub load_failures: AtomicU64,
@@ -278,7 +279,10 @@ impl<V: Clone + Send + Sync + 'static> Cache<V> {
         };
         let result = match result {
             Ok((entry_key, value)) => {
-                self.stats.loads.fetch_add(1, Ordering::Relaxed);
+                if !state.entries.contains_key(&entry_key) {
+                    // Not when the key resolved to a model already cached.
+                    self.stats.loads.fetch_add(1, Ordering::Relaxed);
+                }
                 state.clock += 1;
                 let clock = state.clock;
                 let entry = state.entries.entry(entry_key.clone()).or_insert(Entry {
@@ -392,6 +396,14 @@ mod tests {
         assert_eq!(again.value(), "model a/1");
         assert_eq!(loads.load(Ordering::SeqCst), 1);
         assert_eq!(cache.stats().hits.load(Ordering::SeqCst), 1);
+        // Another key (an alias, say) resolving to the same model shares its entry.
+        let alias = cache
+            .get("a@prod", false, loader(&loads, "a/1", 0))
+            .await
+            .unwrap();
+        assert_eq!(alias.value(), "model a/1");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.stats().loads.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -184,14 +184,25 @@ impl NodeKind for InferenceKind {
             node.name()
         );
         node.set_state(HealthState::Active);
+        // Requests refresh the metrics as they go; this catches what changes
+        // between them (a batch finishing, a lease ending).
+        let refresh = {
+            let inference = inference.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    inference.publish_metrics();
+                }
+            })
+        };
         let node = Arc::new(node);
         let stop = {
             let node = node.clone();
             async move { node.stopped().await }
         };
-        evospike_http::serve(listener, service.into_router(), stop)
-            .await
-            .map_err(|e| failed("serve HTTP".into(), e))
+        let result = evospike_http::serve(listener, service.into_router(), stop).await;
+        refresh.abort();
+        result.map_err(|e| failed("serve HTTP".into(), e))
     }
 }
 

@@ -377,6 +377,7 @@ impl Inference {
                 })?;
             answers.push(answer);
         }
+        self.publish_metrics();
         Ok((served, answers, options))
     }
 
