@@ -424,7 +424,96 @@ fn documented_examples_work_as_written_and_answers_equal_evospike_eval() {
     }
     assert!(services.metric("inference_cache_hits_total") >= 48.0);
     assert_eq!(services.metric("inference_model_loads_total"), 1.0);
+
+    // The same operations on the bus, with the same answers and errors.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(on_the_bus(&services.router, &samples, &expected));
     services.stop();
+}
+
+async fn on_the_bus(router: &str, samples: &[Vec<f32>], expected: &[u32]) {
+    use evospike_bus::{Bus, BusConfig, BusError};
+    use evospike_schemas::proto::{
+        BatchInferReply, BatchInferRequest, ErrorCode, InferInputs, InferReply, InferRequest,
+        ListLoadedModelsReply, ListLoadedModelsRequest, LoadModelRequest, LoadedModel,
+    };
+    let config = BusConfig::peer(&["tcp/127.0.0.1:0".to_string()], &[router.to_string()]);
+    let bus = Bus::open(config).await.expect("a bus peer");
+    let key = |method: &str| bus.keys().service("inference", method).unwrap();
+    let timeout = Duration::from_secs(30);
+    let pixels = |i: usize| InferInputs {
+        pixels: samples[i].clone(),
+        ..Default::default()
+    };
+    let reply: InferReply = bus
+        .request_traced(
+            &key("infer"),
+            &InferRequest {
+                model_id: "digits".into(),
+                inputs: Some(pixels(3)),
+                config: None,
+            },
+            timeout,
+            "bus-trace-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.output.unwrap().prediction, expected[3]);
+    let batch: BatchInferReply = bus
+        .request(
+            &key("batch_infer"),
+            &BatchInferRequest {
+                model_id: "digits".into(),
+                inputs: (0..10).map(pixels).collect(),
+                config: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    let got: Vec<u32> = batch.outputs.iter().map(|o| o.prediction).collect();
+    assert_eq!(got, expected[..10]);
+    let loaded: LoadedModel = bus
+        .request(
+            &key("load_model"),
+            &LoadModelRequest {
+                model_id: "digits".into(),
+                version: Some("1".into()),
+                alias: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!((loaded.version.as_str(), loaded.inputs), ("1", 64));
+    let list: ListLoadedModelsReply = bus
+        .request(&key("list_models"), &ListLoadedModelsRequest {}, timeout)
+        .await
+        .unwrap();
+    assert_eq!(list.models.len(), 1);
+    let missing = bus
+        .request::<_, InferReply>(
+            &key("infer"),
+            &InferRequest {
+                model_id: "vision_encoder_v1".into(),
+                inputs: Some(pixels(0)),
+                config: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    match missing {
+        BusError::Remote { code, message, .. } => {
+            assert_eq!(code, ErrorCode::NotFound, "{message}");
+            assert!(message.contains("vision_encoder_v1"), "{message}");
+        }
+        other => panic!("expected a NOT_FOUND reply, got {other}"),
+    }
 }
 
 /// Sends `path` a request declaring a 2 MiB body (over the 1 MiB limit) without

@@ -8,10 +8,14 @@
 //!
 //! - each sample has its own layer instances (built by the NEURON plugin, reset
 //!   before the sample), stepped one after the other;
-//! - the projections run for the whole batch at once
-//!   ([`Backend::propagate_analog_batch`]): a weight row is read once per group
-//!   of samples, and each sample's sums get their terms in row order, as
-//!   [`Projection`](evospike_compute::Projection) adds them one sample at a time.
+//! - the input projection of the value samples — the one dense product, computed
+//!   once per sample since its input is constant — runs for the whole batch at
+//!   once ([`Backend::propagate_analog_batch`]): a weight row is read once per
+//!   group of samples, and each sample's sums get their terms in row order, as
+//!   [`Projection`](evospike_compute::Projection) adds them one sample at a time;
+//! - spikes (of a layer, or of a spike-train sample at the input) travel as
+//!   they do in a layer node, through [`Backend::propagate`] of the rows of the
+//!   neurons that fired, sample by sample: event-driven, that is already cheap.
 //!
 //! A spike-train sample drives the first layer with its spikes instead of a
 //! constant current (see [`crate::input`]).
@@ -53,8 +57,8 @@ pub struct BatchNet {
     input: Vec<f32>,
     /// `[capacity, first layer]`: the constant current of the value samples.
     first_current: Vec<f32>,
-    /// `[capacity, widest layer]`: spikes of the layer below as 0/1 values.
-    below: Vec<f32>,
+    /// The active presynaptic neurons of one sample (reused).
+    active: Vec<u32>,
 }
 
 impl std::fmt::Debug for BatchNet {
@@ -124,7 +128,7 @@ impl BatchNet {
         Ok(BatchNet {
             first_current: vec![0.0; capacity * stages[0].size],
             input: vec![0.0; capacity * net.input_size],
-            below: vec![0.0; capacity * widest],
+            active: Vec::with_capacity(widest),
             stages,
             readout: net.readout,
             classes: net.classes.len(),
@@ -176,7 +180,7 @@ impl BatchNet {
         for t in 0..steps as usize {
             for l in 0..self.stages.len() {
                 if l == 0 {
-                    self.first_layer_input(samples, t, any_spikes, inputs)?;
+                    self.first_layer_input(samples, t, any_spikes)?;
                 } else {
                     self.deeper_layer_input(l, n)?;
                 }
@@ -230,7 +234,6 @@ impl BatchNet {
         samples: &[&Sample],
         t: usize,
         any_spikes: bool,
-        inputs: usize,
     ) -> Result<(), BackendError> {
         let n = samples.len();
         let first = &mut self.stages[0];
@@ -238,22 +241,20 @@ impl BatchNet {
         if !any_spikes {
             return Ok(());
         }
-        let input = &mut self.input[..n * inputs];
-        input.fill(0.0);
         for (b, sample) in samples.iter().enumerate() {
             if let Sample::Spikes(by_step) = sample {
-                for &j in by_step.get(t).map_or(&[][..], Vec::as_slice) {
-                    input[b * inputs + j as usize] = 1.0;
+                let active = by_step.get(t).map_or(&[][..], Vec::as_slice);
+                if !active.is_empty() {
+                    self.backend.propagate(
+                        &first.weights,
+                        active,
+                        first.sign,
+                        &mut first.current[b * first.size..(b + 1) * first.size],
+                    )?;
                 }
             }
         }
-        self.backend.propagate_analog_batch(
-            &first.weights,
-            input,
-            n,
-            first.sign,
-            &mut first.current[..n * first.size],
-        )
+        Ok(())
     }
 
     /// Layer `l`'s input: the spikes of layer `l - 1` through its weights.
@@ -261,18 +262,20 @@ impl BatchNet {
         let (below, rest) = self.stages.split_at_mut(l);
         let below = &below[l - 1];
         let stage = &mut rest[0];
-        let pre = stage.pre;
-        let values = &mut self.below[..n * pre];
-        for (b, words) in below.spikes[..n].iter().enumerate() {
-            let row = &mut values[b * pre..(b + 1) * pre];
-            for (i, v) in row.iter_mut().enumerate() {
-                *v = if spikes::get(words, i) { 1.0 } else { 0.0 };
-            }
-        }
         let current = &mut stage.current[..n * stage.size];
         current.fill(0.0);
-        self.backend
-            .propagate_analog_batch(&stage.weights, values, n, stage.sign, current)
+        for (b, words) in below.spikes[..n].iter().enumerate() {
+            spikes::collect_below(words, stage.pre, &mut self.active);
+            if !self.active.is_empty() {
+                self.backend.propagate(
+                    &stage.weights,
+                    &self.active,
+                    stage.sign,
+                    &mut current[b * stage.size..(b + 1) * stage.size],
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
