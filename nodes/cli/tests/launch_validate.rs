@@ -79,7 +79,7 @@ fn unknown_node_kind() {
     rejected(
         "bad_kind.yaml",
         &[&format!(
-            "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout, train, registry)",
+            "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout, train, registry, inference)",
             at("bad_kind.yaml", 4)
         )],
     );
