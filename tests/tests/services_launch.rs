@@ -1,6 +1,6 @@
-//! `launch/services.yaml` starts the router, the model registry and the gateway;
-//! the documented register example answers, directly and through the gateway,
-//! and Ctrl-C ends it all.
+//! `launch/services.yaml` starts the router and every service; the documented
+//! register example answers, directly and through the gateway; monitoring sees
+//! the services and the log consumer stored their start; Ctrl-C ends it all.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +25,7 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .args(["--arg", "registry_port=0"])
         .args(["--arg", "gateway_port=0"])
         .args(["--arg", "monitoring_port=0"])
+        .args(["--arg", "inference_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",
@@ -35,11 +36,11 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
-    while urls.len() < 3 {
+    while urls.len() < 4 {
         let line = launcher
             .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
             .expect("the services start");
-        let service = ["(registry)", "(gateway)", "(monitoring)"]
+        let service = ["(registry)", "(gateway)", "(monitoring)", "(inference)"]
             .into_iter()
             .find(|s| line.contains(s))
             .unwrap_or_else(|| panic!("which service? {line}"));

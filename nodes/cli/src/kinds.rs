@@ -20,6 +20,7 @@ pub(crate) fn catalog() -> NodeKinds {
         .with::<evospike_gateway::GatewayKind>()
         .with::<evospike_logs::LogsKind>()
         .with::<evospike_monitoring::MonitoringKind>()
+        .with::<evospike_inference::InferenceKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

@@ -49,6 +49,36 @@ pub trait Backend: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// [`Backend::propagate_analog`] for `batch` samples at once: `values` holds
+    /// `batch` rows of `weights.rows()` values and `out` `batch` rows of
+    /// `weights.cols()`. Every sample's row receives exactly the sums
+    /// `propagate_analog` computes for it alone — the same terms added in the
+    /// same order — so batching never changes an answer; what changes is that
+    /// each weight row is read once per group of samples instead of once per
+    /// sample. Runs on the host. Must not allocate.
+    fn propagate_analog_batch(
+        &self,
+        weights: &Weights,
+        values: &[f32],
+        batch: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<(), BackendError> {
+        let (rows, cols) = (weights.rows(), weights.cols());
+        if values.len() != batch * rows || out.len() != batch * cols {
+            return Err(shape(
+                self.name(),
+                ShapeError::Length {
+                    what: "batched values or output",
+                    expected: batch * rows,
+                    got: values.len(),
+                },
+            ));
+        }
+        add_analog_rows_batch(weights, values, batch, scale, out);
+        Ok(())
+    }
+
     /// `C = alpha · op(A) · op(B) + beta · C` (see [`Gemm`]).
     fn gemm(&self, g: Gemm<'_>) -> Result<(), BackendError>;
 
@@ -326,6 +356,49 @@ fn add_analog_rows(weights: &Weights, values: &[f32], scale: f32, out: &mut [f32
     }
 }
 
+/// [`add_analog_rows`] for `batch` rows of values: samples are taken in groups
+/// whose outputs stay in the L1 cache while the weight rows stream past, and
+/// each output value gets its terms in row order, as for one sample.
+fn add_analog_rows_batch(
+    weights: &Weights,
+    values: &[f32],
+    batch: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (rows, cols) = (weights.rows(), weights.cols());
+    let Weights::Dense(d) = weights else {
+        for b in 0..batch {
+            add_analog_rows(
+                weights,
+                &values[b * rows..(b + 1) * rows],
+                scale,
+                &mut out[b * cols..(b + 1) * cols],
+            );
+        }
+        return;
+    };
+    let group = (4096 / cols.max(1)).max(1);
+    let mut first = 0;
+    while first < batch {
+        let last = (first + group).min(batch);
+        for j in 0..rows {
+            let row = d.row(j);
+            for b in first..last {
+                let x = values[b * rows + j];
+                if x == 0.0 {
+                    continue;
+                }
+                let x = scale * x;
+                for (o, &w) in out[b * cols..(b + 1) * cols].iter_mut().zip(row) {
+                    *o += x * w;
+                }
+            }
+        }
+        first = last;
+    }
+}
+
 /// Validates the buffers a backend is handed; shared by all backends.
 pub(crate) fn check_shapes(
     backend: &'static str,
@@ -389,6 +462,7 @@ fn add_rows(weights: &Weights, active: &[u32], scale: f32, col0: usize, out: &mu
 mod tests {
     use super::*;
     use crate::{CsrWeights, DenseWeights, FixedProbability, WeightInit};
+    use rand::{Rng as _, SeedableRng as _};
 
     fn reference(w: &DenseWeights, active: &[u32], scale: f32) -> Vec<f32> {
         let mut out = vec![0.0; w.cols()];
@@ -455,6 +529,50 @@ mod tests {
                 assert_close(&out, &expected);
             }
         }
+    }
+
+    #[test]
+    fn a_batch_gets_the_very_sums_of_its_samples_alone() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (pre, post, batch) = (37, 29, 150);
+        let w = DenseWeights::new(
+            pre,
+            post,
+            (0..pre * post)
+                .map(|_| rng.random_range(-1.0f32..1.0))
+                .collect(),
+        )
+        .unwrap();
+        let weights = Weights::Dense(w);
+        let values: Vec<f32> = (0..pre * batch)
+            .map(|i| {
+                if i % 3 == 0 {
+                    0.0
+                } else {
+                    rng.random_range(0.0f32..1.0)
+                }
+            })
+            .collect();
+        let backend = CpuBackend::single_threaded();
+        let mut batched = vec![0.5; post * batch];
+        backend
+            .propagate_analog_batch(&weights, &values, batch, -1.0, &mut batched)
+            .unwrap();
+        for b in 0..batch {
+            let mut alone = vec![0.5; post];
+            backend
+                .propagate_analog(&weights, &values[b * pre..(b + 1) * pre], -1.0, &mut alone)
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&batched[b * post..(b + 1) * post]),
+                bits(&alone),
+                "sample {b}"
+            );
+        }
+        assert!(backend
+            .propagate_analog_batch(&weights, &values[1..], batch, 1.0, &mut batched)
+            .is_err());
     }
 
     #[test]

@@ -179,53 +179,74 @@ impl Model {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
         let manifest_path = dir.join(MANIFEST_FILE);
         let text = std::fs::read(&manifest_path).map_err(|source| io(&manifest_path, source))?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        Self::parse(&manifest_path, &text, &weights_path, || {
+            std::fs::read(&weights_path)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|source| io(&weights_path, source))
+        })
+    }
+
+    /// Checks a model given as the contents of its two files (fetched from a
+    /// registry, say), as [`Model::load`] checks a directory; errors name the
+    /// files by their plain names.
+    pub fn from_bytes(manifest: &[u8], weights: &[u8]) -> Result<Self, ModelError> {
+        Self::parse(
+            Path::new(MANIFEST_FILE),
+            manifest,
+            Path::new(WEIGHTS_FILE),
+            || Ok(std::borrow::Cow::Borrowed(weights)),
+        )
+    }
+
+    fn parse<'w>(
+        manifest_path: &Path,
+        text: &[u8],
+        weights_path: &Path,
+        read_weights: impl FnOnce() -> Result<std::borrow::Cow<'w, [u8]>, ModelError>,
+    ) -> Result<Self, ModelError> {
+        let manifest_error = |source| ModelError::Manifest {
+            path: manifest_path.to_path_buf(),
+            source,
+        };
         // The version first, so a newer manifest says "upgrade" rather than "unknown field".
         #[derive(Deserialize)]
         struct Version {
             schema_version: u32,
         }
-        let version: Version =
-            serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
-                path: manifest_path.clone(),
-                source,
-            })?;
+        let version: Version = serde_json::from_slice(text).map_err(manifest_error)?;
         if version.schema_version > SCHEMA_VERSION {
             return Err(ModelError::NewerSchema {
-                path: manifest_path,
+                path: manifest_path.to_path_buf(),
                 found: version.schema_version,
                 supported: SCHEMA_VERSION,
             });
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
-                path: manifest_path.clone(),
-                source,
-            })?;
+        let manifest: Manifest = serde_json::from_slice(text).map_err(manifest_error)?;
         manifest
             .network
             .validate()
             .map_err(|reason| ModelError::Network {
-                path: manifest_path.clone(),
+                path: manifest_path.to_path_buf(),
                 reason,
             })?;
-        let weights_path = dir.join(WEIGHTS_FILE);
         let Some(expected) = manifest.files.get(WEIGHTS_FILE) else {
             return Err(ModelError::Network {
-                path: manifest_path,
+                path: manifest_path.to_path_buf(),
                 reason: format!("`files` does not list {WEIGHTS_FILE}"),
             });
         };
-        let bytes = std::fs::read(&weights_path).map_err(|source| io(&weights_path, source))?;
+        let bytes = read_weights()?;
         let actual = sha256_hex(&bytes);
         if &actual != expected {
             return Err(ModelError::Digest {
-                path: weights_path,
+                path: weights_path.to_path_buf(),
                 expected: expected.clone(),
                 actual,
             });
         }
         let weights_error = |reason: String| ModelError::Weights {
-            path: weights_path.clone(),
+            path: weights_path.to_path_buf(),
             reason,
         };
         let tensors = safetensors_to_tensors(&bytes).map_err(weights_error)?;

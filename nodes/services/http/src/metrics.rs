@@ -14,6 +14,7 @@ pub struct Metrics {
     in_flight: AtomicI64,
     requests: Mutex<BTreeMap<(String, String, u16), Counted>>,
     gauges: Mutex<BTreeMap<&'static str, (&'static str, f64)>>,
+    counters: Mutex<BTreeMap<&'static str, (&'static str, f64)>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +30,7 @@ impl Metrics {
             in_flight: AtomicI64::new(0),
             requests: Mutex::new(BTreeMap::new()),
             gauges: Mutex::new(BTreeMap::new()),
+            counters: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -49,6 +51,15 @@ impl Metrics {
     /// Sets gauge `name` (a Prometheus metric name, e.g. `registry_models`).
     pub fn set_gauge(&self, name: &'static str, help: &'static str, value: f64) {
         self.gauges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, (help, value));
+    }
+
+    /// Sets counter `name` (a Prometheus metric name ending in `_total`) to the
+    /// service's own running count.
+    pub fn set_counter(&self, name: &'static str, help: &'static str, value: f64) {
+        self.counters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, (help, value));
@@ -113,10 +124,12 @@ impl Metrics {
             "http_requests_in_flight{{service=\"{service}\"}} {}",
             self.in_flight.load(Ordering::Relaxed)
         );
-        for (name, (help, value)) in self.gauges.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {value}");
+        for (kind, values) in [("gauge", &self.gauges), ("counter", &self.counters)] {
+            for (name, (help, value)) in values.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                let _ = writeln!(out, "{name}{{service=\"{service}\"}} {value}");
+            }
         }
         out
     }
@@ -139,6 +152,7 @@ mod tests {
         metrics.started();
         metrics.finished("GET", "/models/{model_id}", 404, Duration::from_millis(5));
         metrics.set_gauge("registry_models", "Models registered.", 2.0);
+        metrics.set_counter("registry_uploads_total", "Uploads.", 3.0);
         let text = metrics.render();
         assert!(text.contains(
             "http_requests_total{service=\"registry\",method=\"GET\",route=\"/models/{model_id}\",status=\"404\"} 1"
@@ -148,5 +162,8 @@ mod tests {
         assert!(
             text.contains("# TYPE registry_models gauge\nregistry_models{service=\"registry\"} 2")
         );
+        assert!(text.contains(
+            "# TYPE registry_uploads_total counter\nregistry_uploads_total{service=\"registry\"} 3"
+        ));
     }
 }

@@ -1,0 +1,890 @@
+//! The inference service, started from `launch/services.yaml` with the router and
+//! the registry: the documented curl examples as written, answers equal to
+//! `evospike eval`, bad input refused on every endpoint, a cache of one model
+//! under a burst for two, and a full queue answering 503.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use evospike_testkit::{loopback_endpoint, wait_until, workspace_bin, Child};
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// An HTTP answer: status, `Retry-After`, body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+    text: String,
+}
+
+fn call(method: &str, url: &str, body: Option<&[u8]>, request_id: Option<&str>) -> Answer {
+    let agent = agent();
+    let mut reply = match (method, body) {
+        ("GET", _) => {
+            let mut req = agent.get(url);
+            if let Some(id) = request_id {
+                req = req.header("x-request-id", id);
+            }
+            req.call()
+        }
+        (_, body) => {
+            let mut req = agent.post(url).header("Content-Type", "application/json");
+            if let Some(id) = request_id {
+                req = req.header("x-request-id", id);
+            }
+            match body {
+                Some(body) => req.send(body),
+                None => req.send_empty(),
+            }
+        }
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let retry_after = reply
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = reply.body_mut().read_to_string().unwrap_or_default();
+    Answer {
+        status: reply.status().as_u16(),
+        retry_after,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+fn post(url: &str, body: &Value) -> Answer {
+    call("POST", url, Some(body.to_string().as_bytes()), None)
+}
+
+/// The router, registry and inference service of `launch/services.yaml`.
+struct Services {
+    launcher: Child,
+    router: String,
+    registry: String,
+    inference: String,
+    _data: tempfile::TempDir,
+}
+
+fn url_in(line: &str) -> String {
+    line.split("serving ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a URL in the log line")
+        .to_owned()
+}
+
+impl Services {
+    fn start(cache_size: usize) -> Services {
+        let data = tempfile::tempdir().unwrap();
+        let router = loopback_endpoint();
+        let mut command = Command::new(workspace_bin("evospike"));
+        command
+            .arg("launch")
+            .arg(repo().join("launch/services.yaml"))
+            .args(["--arg", &format!("router={router}")])
+            .args(["--arg", "host=127.0.0.1"])
+            .args(["--arg", "registry_port=0"])
+            .args(["--arg", "inference_port=0"])
+            .args(["--arg", &format!("model_cache_size={cache_size}")])
+            .arg("--arg")
+            .arg(format!(
+                "registry_data={}",
+                data.path().join("registry").display()
+            ))
+            .env("RUST_LOG", "info");
+        let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
+        let (mut registry, mut inference) = (None, None);
+        while registry.is_none() || inference.is_none() {
+            let line = launcher
+                .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
+                .expect("the services start");
+            if line.contains("(registry)") {
+                registry = Some(url_in(&line));
+            } else if line.contains("(inference)") {
+                inference = Some(url_in(&line));
+            }
+        }
+        Services {
+            launcher,
+            router,
+            registry: registry.unwrap(),
+            inference: inference.unwrap(),
+            _data: data,
+        }
+    }
+
+    fn infer(&self, path: &str, body: &Value) -> Answer {
+        post(&format!("{}{path}", self.inference), body)
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        metric(&self.inference, name)
+    }
+
+    fn stop(mut self) {
+        self.launcher.signal("INT").unwrap();
+        let status = self
+            .launcher
+            .wait_exit(Duration::from_secs(20))
+            .expect("launch ends within its shutdown timeouts");
+        assert!(
+            status.success(),
+            "{status}: {}",
+            self.launcher.output().join("\n")
+        );
+    }
+}
+
+fn metric(base: &str, name: &str) -> f64 {
+    let text = call("GET", &format!("{base}/metrics"), None, None).text;
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+/// Trains a digits model with `evospike train` (the library's `fit`), holding
+/// out a fifth of builtin:digits.
+fn train(dir: &Path, seed: u64) -> PathBuf {
+    let out = dir.join(format!("digits-{seed}"));
+    let status = Command::new(workspace_bin("evospike"))
+        .args([
+            "train",
+            "--data",
+            "builtin:digits",
+            "--holdout",
+            "0.2",
+            "--epochs",
+            "2",
+        ])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+/// Publishes a model directory to the registry over HTTP as `model_id` version 1.
+fn publish(registry: &str, model_id: &str, dir: &Path) {
+    let reply = post(
+        &format!("{registry}/models/register"),
+        &json!({"model_id": model_id, "name": model_id, "version": "1", "framework": "evospike"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    for file in ["model.json", "weights.safetensors"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let mut reply = agent()
+            .post(&format!(
+                "{registry}/models/{model_id}/upload?version=1&filename={file}"
+            ))
+            .send(&bytes[..])
+            .unwrap();
+        assert_eq!(
+            reply.status().as_u16(),
+            201,
+            "{:?}",
+            reply.body_mut().read_to_string()
+        );
+    }
+    let reply = call(
+        "POST",
+        &format!("{registry}/models/{model_id}/versions/1/finalize"),
+        None,
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// `evospike eval --json` of `model` on the held-out fifth: its predictions.
+fn eval_predictions(model: &Path) -> Vec<u32> {
+    let out = Command::new(workspace_bin("evospike"))
+        .arg("eval")
+        .arg(model)
+        .args(["--data", "builtin:digits", "--holdout", "0.2", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(report["predictions"].clone()).unwrap()
+}
+
+/// The held-out samples `evospike eval --holdout 0.2` scores.
+fn holdout() -> Vec<Vec<f32>> {
+    let data = evospike_learning::data::builtin_digits().unwrap();
+    let (_, test) = data.holdout(0.2).unwrap();
+    (0..test.len()).map(|i| test.sample(i).to_vec()).collect()
+}
+
+/// One `curl` command of the docs: method, URL, body.
+#[derive(Debug)]
+struct Curl {
+    method: String,
+    url: String,
+    body: Option<String>,
+}
+
+/// The curl commands of a docs section, in order. They are written as
+/// `curl [-X METHOD] URL [-H "…"] [-d '…']`, possibly over several lines
+/// joined with `\`.
+fn curl_commands(section: &str) -> Vec<(Curl, String)> {
+    let mut out = Vec::new();
+    for block in section.split("```bash").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let joined = block.replace("\\\n", " ");
+        let mut text = joined.as_str();
+        while let Some(start) = text.find("curl ") {
+            text = &text[start + 5..];
+            // A body in single quotes may span lines; the command ends after it
+            // or at the end of its line.
+            let (command, rest) = match (text.find(" -d '"), text.find('\n')) {
+                (Some(d), Some(nl)) if d < nl => {
+                    let body_start = d + 5;
+                    let body_end = body_start + text[body_start..].find('\'').unwrap();
+                    (&text[..=body_end], &text[body_end + 1..])
+                }
+                (_, Some(nl)) => (&text[..nl], &text[nl..]),
+                (_, None) => (text, ""),
+            };
+            out.push((parse_curl(command), format!("curl {command}")));
+            text = rest;
+        }
+    }
+    out
+}
+
+fn parse_curl(command: &str) -> Curl {
+    let mut curl = Curl {
+        method: "GET".into(),
+        url: String::new(),
+        body: None,
+    };
+    let mut rest = command.trim();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("-X ") {
+            let (m, r) = r.trim_start().split_once(' ').unwrap_or((r, ""));
+            curl.method = m.to_owned();
+            rest = r.trim_start();
+        } else if let Some(r) = rest.strip_prefix("-H \"") {
+            rest = r.split_once('"').unwrap().1.trim_start();
+        } else if let Some(r) = rest.strip_prefix("-d '") {
+            let (body, r) = r.split_once('\'').unwrap();
+            curl.body = Some(body.to_owned());
+            curl.method = if curl.method == "GET" {
+                "POST".into()
+            } else {
+                curl.method
+            };
+            rest = r.trim_start();
+        } else {
+            let (url, r) = rest.split_once(' ').unwrap_or((rest, ""));
+            curl.url = url.trim_matches('"').to_owned();
+            rest = r.trim_start();
+        }
+    }
+    curl
+}
+
+fn inference_docs() -> String {
+    let docs = std::fs::read_to_string(repo().join("docs/services.md")).unwrap();
+    let start = docs
+        .find("## Inference (port 8002)")
+        .expect("an inference section");
+    let section = &docs[start..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |e| e + 3);
+    section[..end].to_owned()
+}
+
+#[test]
+fn documented_examples_work_as_written_and_answers_equal_evospike_eval() {
+    let work = tempfile::tempdir().unwrap();
+    let model = train(work.path(), 1);
+    let services = Services::start(5);
+    publish(&services.registry, "digits", &model);
+
+    // Every curl example of the inference section, in order, as written (but
+    // for the address).
+    let examples = curl_commands(&inference_docs());
+    assert!(examples.len() >= 8, "{examples:?}");
+    for (curl, text) in &examples {
+        let url = curl
+            .url
+            .replace("http://localhost:8002", &services.inference);
+        assert_ne!(url, curl.url, "{text} targets the inference service");
+        let answer = call(
+            &curl.method,
+            &url,
+            curl.body.as_deref().map(str::as_bytes),
+            None,
+        );
+        if text.contains("vision_encoder_v1") {
+            // The design's example: a clear 400 naming the field.
+            assert_eq!(answer.status, 400, "{text}: {}", answer.text);
+            assert!(
+                answer.body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("inputs.image"),
+                "{}",
+                answer.text
+            );
+        } else {
+            assert_eq!(answer.status, 200, "{text}: {}", answer.text);
+        }
+    }
+
+    // The design's example with a valid image still names the model it lacks.
+    let missing = services.infer(
+        "/infer",
+        &json!({"model_id": "vision_encoder_v1", "inputs": {"image": "AAAA"}}),
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    assert!(
+        missing.text.contains("vision_encoder_v1"),
+        "{}",
+        missing.text
+    );
+
+    // The zero of the docs, as raw pixels, as an 8x8 PNG and as a 16x16 PNG: one answer.
+    let answers: Vec<Value> = [
+        "AAD/////AAAA//8AAP//AAD/AAAAAP8AAP8AAAAA/wAA/wAAAAD/AAD/AAAAAP8AAP//AAD//wAAAP////8AAA==",
+        "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAAAAADhZOFXAAAAG0lEQVR42mNgYPgPBAwMIBqCGSA8AgyYYqh2AF0VF+kobzXRAAAAAElFTkSuQmCC",
+        "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAAAAAA6mKC9AAAAIklEQVR42mNgAIL/UMAAA2gCMCZcCIsAQuvAChByKQHfAgDQ/l+hYIo3WQAAAABJRU5ErkJggg==",
+    ]
+    .iter()
+    .map(|image| {
+        let a = services.infer("/infer", &json!({"model_id": "digits", "inputs": {"image": image}}));
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["output"]["scores"].clone()
+    })
+    .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+
+    // Answers equal `evospike eval`'s predictions on the held-out samples: all
+    // at once through /batch_infer, and a part as concurrent /infer calls.
+    let expected = eval_predictions(&model);
+    let samples = holdout();
+    assert_eq!(samples.len(), expected.len());
+    let inputs: Vec<Value> = samples.iter().map(|s| json!({"pixels": s})).collect();
+    let batch = services.infer(
+        "/batch_infer",
+        &json!({"model_id": "digits", "inputs": inputs, "config": {"return_scores": false}}),
+    );
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    let got: Vec<u32> = batch.body["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["prediction"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(
+        got, expected,
+        "batch_infer predicts what evospike eval predicts"
+    );
+    let url = format!("{}/infer", services.inference);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (url, samples, expected) = (url.clone(), samples.clone(), expected.clone());
+            std::thread::spawn(move || {
+                for i in (t..samples.len()).step_by(8).take(6) {
+                    let a = post(
+                        &url,
+                        &json!({"model_id": "digits", "inputs": {"pixels": samples[i]}}),
+                    );
+                    assert_eq!(a.status, 200, "{}", a.text);
+                    assert_eq!(a.body["output"]["prediction"], expected[i], "sample {i}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(services.metric("inference_cache_hits_total") >= 48.0);
+    assert_eq!(services.metric("inference_model_loads_total"), 1.0);
+
+    // The same operations on the bus, with the same answers and errors.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(on_the_bus(&services.router, &samples, &expected));
+    services.stop();
+}
+
+async fn on_the_bus(router: &str, samples: &[Vec<f32>], expected: &[u32]) {
+    use evospike_bus::{Bus, BusConfig, BusError};
+    use evospike_schemas::proto::{
+        BatchInferReply, BatchInferRequest, ErrorCode, InferInputs, InferReply, InferRequest,
+        ListLoadedModelsReply, ListLoadedModelsRequest, LoadModelRequest, LoadedModel,
+    };
+    let config = BusConfig::peer(&["tcp/127.0.0.1:0".to_string()], &[router.to_string()]);
+    let bus = Bus::open(config).await.expect("a bus peer");
+    let key = |method: &str| bus.keys().service("inference", method).unwrap();
+    let timeout = Duration::from_secs(30);
+    let pixels = |i: usize| InferInputs {
+        pixels: samples[i].clone(),
+        ..Default::default()
+    };
+    let reply: InferReply = bus
+        .request_traced(
+            &key("infer"),
+            &InferRequest {
+                model_id: "digits".into(),
+                inputs: Some(pixels(3)),
+                config: None,
+            },
+            timeout,
+            "bus-trace-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.output.unwrap().prediction, expected[3]);
+    let batch: BatchInferReply = bus
+        .request(
+            &key("batch_infer"),
+            &BatchInferRequest {
+                model_id: "digits".into(),
+                inputs: (0..10).map(pixels).collect(),
+                config: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    let got: Vec<u32> = batch.outputs.iter().map(|o| o.prediction).collect();
+    assert_eq!(got, expected[..10]);
+    let loaded: LoadedModel = bus
+        .request(
+            &key("load_model"),
+            &LoadModelRequest {
+                model_id: "digits".into(),
+                version: Some("1".into()),
+                alias: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!((loaded.version.as_str(), loaded.inputs), ("1", 64));
+    let list: ListLoadedModelsReply = bus
+        .request(&key("list_models"), &ListLoadedModelsRequest {}, timeout)
+        .await
+        .unwrap();
+    assert_eq!(list.models.len(), 1);
+    let missing = bus
+        .request::<_, InferReply>(
+            &key("infer"),
+            &InferRequest {
+                model_id: "vision_encoder_v1".into(),
+                inputs: Some(pixels(0)),
+                config: None,
+            },
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    match missing {
+        BusError::Remote { code, message, .. } => {
+            assert_eq!(code, ErrorCode::NotFound, "{message}");
+            assert!(message.contains("vision_encoder_v1"), "{message}");
+        }
+        other => panic!("expected a NOT_FOUND reply, got {other}"),
+    }
+}
+
+/// Sends `path` a request declaring a 2 MiB body (over the 1 MiB limit) without
+/// sending it: the service must answer 413 from the declared length alone.
+fn oversized(base: &str, path: &str) -> Answer {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        2 << 20
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Answer {
+        status,
+        retry_after: None,
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+/// Checks an error answer: its status and the one error shape.
+fn refused(answer: &Answer, status: u16, says: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    let error = answer.body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", answer.text));
+    assert!(error.contains(says), "`{error}` should say `{says}`");
+    assert!(answer.body["request_id"].is_string(), "{}", answer.text);
+}
+
+#[test]
+fn bad_input_on_every_endpoint_is_a_clear_4xx_and_changes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let model = train(work.path(), 1);
+    let services = Services::start(5);
+    publish(&services.registry, "digits", &model);
+    let loaded = services.infer("/load_model/digits", &json!({}));
+    assert_eq!(loaded.status, 200, "{}", loaded.text);
+    let before = call("GET", &format!("{}/models", services.inference), None, None).body;
+
+    let raw = |body: &str, path: &str| {
+        call(
+            "POST",
+            &format!("{}{path}", services.inference),
+            Some(body.as_bytes()),
+            None,
+        )
+    };
+    let pixels = vec![0.5; 64];
+    for path in ["/infer", "/batch_infer", "/load_model/digits"] {
+        refused(&raw("{", path), 400, "invalid JSON body");
+        refused(&raw("[1, 2]", path), 400, "invalid JSON body");
+    }
+    // /infer
+    refused(
+        &raw(r#"{"inputs": {"pixels": [0.5]}}"#, "/infer"),
+        400,
+        "model_id",
+    );
+    refused(
+        &raw(r#"{"model_id": 7, "inputs": {}}"#, "/infer"),
+        400,
+        "`model_id`",
+    );
+    refused(
+        &raw(
+            r#"{"model_id": "digits", "inputs": {"pixels": "bright"}}"#,
+            "/infer",
+        ),
+        400,
+        "inputs.pixels",
+    );
+    refused(
+        &services.infer("/infer", &json!({"model_id": "digits", "inputs": {}})),
+        400,
+        "gives no input",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "nope", "inputs": {"pixels": pixels}}),
+        ),
+        404,
+        "nope",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"image": "*&^%"}}),
+        ),
+        400,
+        "not base64",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"image": "AAEC"}}),
+        ),
+        400,
+        "3 bytes",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"image": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAI"}}),
+        ),
+        400,
+        "not a readable PNG",
+    );
+    let mut bright = pixels.clone();
+    bright[5] = 1.5;
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"pixels": bright}}),
+        ),
+        400,
+        "value 5 is 1.5",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"pixels": [0.5, 0.5]}}),
+        ),
+        400,
+        "has 2 values",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"pixels": pixels, "image": "AAAA"}}),
+        ),
+        400,
+        "more than one",
+    );
+    refused(
+        &services.infer("/infer", &json!({"model_id": "digits", "inputs": {"spikes": {"steps": 5, "times": [9], "neurons": [1]}}})),
+        400,
+        "past the train's 5 steps",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"pixels": pixels}, "config": {"top_k": 11}}),
+        ),
+        400,
+        "top_k",
+    );
+    refused(
+        &services.infer(
+            "/infer",
+            &json!({"model_id": "digits", "inputs": {"pixels": pixels}, "config": {"steps": 0}}),
+        ),
+        400,
+        "config.steps",
+    );
+    refused(
+        &services.infer("/infer", &json!({"model_id": "digits", "inputs": {"pixels": pixels}, "config": {"version": "9"}})),
+        404,
+        "digits",
+    );
+    refused(
+        &services.infer("/infer", &json!({"model_id": "digits", "inputs": {"pixels": pixels}, "config": {"version": "1", "alias": "x"}})),
+        400,
+        "at most one",
+    );
+    refused(&oversized(&services.inference, "/infer"), 413, "");
+    // /batch_infer
+    refused(
+        &services.infer("/batch_infer", &json!({"model_id": "digits", "inputs": []})),
+        400,
+        "empty",
+    );
+    refused(
+        &services.infer(
+            "/batch_infer",
+            &json!({"model_id": "digits", "inputs": [{"pixels": pixels}, {"pixels": [2.0]}]}),
+        ),
+        400,
+        "inputs[1].pixels",
+    );
+    refused(
+        &services.infer(
+            "/batch_infer",
+            &json!({"model_id": "nope", "inputs": [{"pixels": pixels}]}),
+        ),
+        404,
+        "nope",
+    );
+    refused(
+        &raw(
+            r#"{"model_id": "digits", "inputs": {"pixels": []}}"#,
+            "/batch_infer",
+        ),
+        400,
+        "inputs",
+    );
+    refused(&oversized(&services.inference, "/batch_infer"), 413, "");
+    // /load_model
+    refused(&services.infer("/load_model/nope", &json!({})), 404, "nope");
+    refused(
+        &services.infer("/load_model/digits", &json!({"version": "7"})),
+        404,
+        "7",
+    );
+    refused(
+        &services.infer("/load_model/digits", &json!({"model_id": "other"})),
+        400,
+        "differs",
+    );
+    refused(
+        &services.infer("/load_model/digits", &json!({"version": 1})),
+        400,
+        "version",
+    );
+    refused(
+        &services.infer("/load_model/digits", &json!({"colour": "red"})),
+        400,
+        "colour",
+    );
+    refused(
+        &oversized(&services.inference, "/load_model/digits"),
+        413,
+        "",
+    );
+    // /models
+    refused(&raw("{}", "/models"), 405, "");
+
+    let after = call("GET", &format!("{}/models", services.inference), None, None).body;
+    let names = |v: &Value| {
+        v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}/{}", m["model_id"], m["version"]))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&before),
+        names(&after),
+        "nothing was loaded or evicted"
+    );
+    assert_eq!(services.metric("inference_model_loads_total"), 1.0);
+
+    // The request id travels into the model load's log line.
+    let load = call(
+        "POST",
+        &format!("{}/load_model/digits", services.inference),
+        None,
+        Some("trace-load-7"),
+    );
+    assert_eq!(load.status, 200, "{}", load.text);
+    let mut launcher = services;
+    let seen = launcher.launcher.wait_for_line(
+        |l| l.contains("trace-load-7") && l.contains("[inference"),
+        Duration::from_secs(10),
+    );
+    assert!(seen.is_ok(), "the inference log names the request id");
+    launcher.stop();
+}
+
+#[test]
+fn a_cache_of_one_serves_a_burst_for_two_models_and_a_full_queue_answers_503() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (train(work.path(), 1), train(work.path(), 2));
+    let services = Services::start(1);
+    publish(&services.registry, "digits-a", &a);
+    publish(&services.registry, "digits-b", &b);
+    let expected_a = eval_predictions(&a);
+    let expected_b = eval_predictions(&b);
+    let samples = holdout();
+
+    // 12 clients, each alternating the two models: every request answers,
+    // although the cache holds one model and evicts constantly.
+    let url = format!("{}/infer", services.inference);
+    let threads: Vec<_> = (0..12)
+        .map(|t| {
+            let (url, samples) = (url.clone(), samples.clone());
+            let (ea, eb) = (expected_a.clone(), expected_b.clone());
+            std::thread::spawn(move || {
+                for k in 0..8 {
+                    let i = (t * 8 + k) % samples.len();
+                    let (model, expected) = if (t + k) % 2 == 0 {
+                        ("digits-a", &ea)
+                    } else {
+                        ("digits-b", &eb)
+                    };
+                    let a = post(
+                        &url,
+                        &json!({"model_id": model, "inputs": {"pixels": samples[i]}}),
+                    );
+                    assert_eq!(a.status, 200, "{model}: {}", a.text);
+                    assert_eq!(
+                        a.body["output"]["prediction"], expected[i],
+                        "{model} sample {i}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(
+        services.metric("inference_cache_evictions_total") >= 1.0,
+        "the cache of one evicted"
+    );
+    assert!(services.metric("inference_models_cached") <= 2.0);
+    let cached = || {
+        call("GET", &format!("{}/models", services.inference), None, None).body["models"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(cached(), 1, "back to one model once the burst is over");
+
+    // A second inference node whose queue holds two samples and waits 3 s for
+    // a batch: two queued samples fill it, and the next request gets 503.
+    let mut command = Command::new(workspace_bin("evospike"));
+    command
+        .args(["run", "inference", "--name", "inference-small-queue"])
+        .args(["--connect", &services.router])
+        .args([
+            "-p",
+            "max_queue=2",
+            "-p",
+            "max_queue_delay_ms=3000",
+            "-p",
+            "max_batch_size=8",
+        ])
+        .env("SERVICE_HOST", "127.0.0.1")
+        .env("SERVICE_PORT", "0")
+        .env("RUST_LOG", "info");
+    let mut small = Child::spawn(&mut command).expect("start a second inference node");
+    let line = small
+        .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
+        .expect("it starts");
+    let small_url = url_in(&line);
+    let loaded = post(&format!("{small_url}/load_model/digits-a"), &json!({}));
+    assert_eq!(loaded.status, 200, "{}", loaded.text);
+    let two =
+        json!({"model_id": "digits-a", "inputs": [{"pixels": samples[0]}, {"pixels": samples[1]}]});
+    let batch = {
+        let url = format!("{small_url}/batch_infer");
+        std::thread::spawn(move || post(&url, &two))
+    };
+    wait_until(Duration::from_secs(10), || {
+        metric(&small_url, "inference_queued_samples") == 2.0
+    })
+    .expect("the two samples wait in the queue");
+    let full = post(
+        &format!("{small_url}/infer"),
+        &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
+    );
+    refused(&full, 503, "queue is full");
+    assert_eq!(full.retry_after.as_deref(), Some("1"));
+    let batch = batch.join().unwrap();
+    assert_eq!(batch.status, 200, "{}", batch.text);
+    assert_eq!(batch.body["outputs"][0]["prediction"], expected_a[0]);
+    small.signal("INT").unwrap();
+    assert!(small
+        .wait_exit(Duration::from_secs(15))
+        .is_some_and(|s| s.success()));
+    services.stop();
+}
