@@ -43,6 +43,15 @@ pub(crate) struct App {
 /// The gateway's HTTP service.
 pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Service {
     let json_limit = config.body_limit;
+    let guards = Arc::new(guards);
+    // The live spike stream lasts as long as the client watches: no time limit.
+    let streams = Router::new()
+        .route("/events/spikes", get(crate::dashboard::spikes))
+        .layer(axum::middleware::from_fn_with_state(
+            guards.clone(),
+            middleware::guard,
+        ))
+        .with_state(app.clone());
     let routes = Router::new()
         .route("/services", get(list_services))
         .route("/services/health", get(services_health))
@@ -61,11 +70,13 @@ pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Servic
             )),
         )
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(guards),
+            guards,
             middleware::guard,
         ))
         .with_state(app);
-    Service::new("gateway", config).routes(routes)
+    Service::new("gateway", config)
+        .routes(routes.merge(crate::dashboard::assets()))
+        .long_routes(streams)
 }
 
 /// Keeps the view of the services current: every `every`, rediscovers the

@@ -15,8 +15,12 @@
 //!   bucket per caller (429 with `Retry-After`), and validation of known
 //!   endpoints' bodies against their messages (400 naming the field). A rejected
 //!   request never reaches a service.
+//! - **The web dashboard** at `/`: services, nodes, a steps/s chart, alerts,
+//!   training jobs with their curves (from the monitoring service), and a live
+//!   spike raster of any topic streamed from the bus (`/events/spikes`).
 
 mod api;
+mod dashboard;
 mod directory;
 mod external;
 mod kind;

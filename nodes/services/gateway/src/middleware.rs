@@ -85,17 +85,29 @@ impl ApiKeys {
     }
 }
 
-/// The caller's API key, if it sent one.
+/// The caller's API key, if it sent one: `x-api-key`, `Authorization: Bearer`,
+/// or for the dashboard's event stream (a browser's EventSource sends no
+/// headers) a `key` query parameter.
 fn presented_key(parts: &Parts) -> Option<&str> {
     if let Some(value) = parts.headers.get("x-api-key") {
         return value.to_str().ok();
     }
-    parts
+    if let Some(bearer) = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    {
+        return Some(bearer.trim());
+    }
+    if parts.uri.path() == "/events/spikes" {
+        return parts
+            .uri
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key="));
+    }
+    None
 }
 
 /// Compares without an early exit, so timing does not tell how much matched.
