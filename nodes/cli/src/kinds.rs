@@ -15,7 +15,9 @@ use crate::table;
 /// Every kind `evospike run` and `kind:` in a launch file can name: the
 /// runtime's built-in kinds and the services.
 pub(crate) fn catalog() -> NodeKinds {
-    NodeKinds::builtin().with::<evospike_registry::RegistryKind>()
+    NodeKinds::builtin()
+        .with::<evospike_registry::RegistryKind>()
+        .with::<evospike_training::TrainingKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

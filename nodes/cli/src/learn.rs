@@ -369,7 +369,12 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                         bar.println(line);
                     }
                 }
-                None => println!("{}", json!(s)),
+                None => {
+                    // The training service counts samples from `train_samples`.
+                    let mut line = json!(s);
+                    line["train_samples"] = json!(train.len());
+                    println!("{line}");
+                }
             },
         },
     )?;

@@ -15,6 +15,8 @@
 //!   ordinary routes (long-running routes such as uploads opt out), and a cap on
 //!   requests in flight past which the service answers 503 at once.
 //! - **`GET /health`** and **`GET /metrics`** (Prometheus text format).
+//! - **State.** [`store`]: durable tables in one embedded redb file, written in
+//!   atomic, fsynced batches.
 //!
 //! ```no_run
 //! use axum::routing::get;
@@ -34,6 +36,7 @@ mod config;
 mod error;
 mod metrics;
 mod middleware;
+pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::{BlobError, BlobStore, Stored};
-use crate::store::{Store, StoreError, Table, Write};
+use crate::store::{self, Store, StoreError, Write};
 
 /// The body of `POST /models/register`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -216,7 +216,7 @@ impl Registry {
             path: data_dir.to_owned(),
             source,
         })?;
-        let store = crate::store::RedbStore::open(&data_dir.join("state.redb"))?;
+        let store = store::RedbStore::open(&data_dir.join("state.redb"), &store::TABLES)?;
         let blobs = BlobStore::open(data_dir)?;
         let registry = Registry::new(Box::new(store), blobs);
         let removed = registry.collect_garbage()?;
@@ -235,7 +235,7 @@ impl Registry {
     pub fn collect_garbage(&self) -> Result<usize, RegistryError> {
         let _guard = self.lock();
         let mut referenced = std::collections::BTreeSet::new();
-        for (key, bytes) in self.store.scan(Table::Versions, "")? {
+        for (key, bytes) in self.store.scan(store::VERSIONS, "")? {
             let record: VersionRecord = parse(&key, &bytes)?;
             referenced.extend(record.files.into_values().map(|f| f.sha256));
         }
@@ -299,10 +299,10 @@ impl Registry {
             error: None,
         };
         let mut batch = vec![self.put_version(&record)];
-        if self.store.get(Table::Models, &req.model_id)?.is_none() {
+        if self.store.get(store::MODELS, &req.model_id)?.is_none() {
             let model = serde_json::json!({ "model_id": req.model_id, "registered_at": now() });
             batch.push(Write::Put(
-                Table::Models,
+                store::MODELS,
                 req.model_id.clone(),
                 model.to_string().into_bytes(),
             ));
@@ -313,7 +313,7 @@ impl Registry {
 
     fn put_version(&self, record: &VersionRecord) -> Write {
         Write::Put(
-            Table::Versions,
+            store::VERSIONS,
             version_key(&record.model_id, &record.version),
             serde_json::to_vec(record).unwrap_or_default(),
         )
@@ -321,7 +321,7 @@ impl Registry {
 
     /// Whether model `model_id` exists.
     pub fn has_model(&self, model_id: &str) -> Result<bool, RegistryError> {
-        Ok(self.store.get(Table::Models, model_id)?.is_some())
+        Ok(self.store.get(store::MODELS, model_id)?.is_some())
     }
 
     /// Version `version` of `model_id`, in any state.
@@ -332,7 +332,7 @@ impl Registry {
     ) -> Result<Option<VersionRecord>, RegistryError> {
         let key = version_key(model_id, version);
         self.store
-            .get(Table::Versions, &key)?
+            .get(store::VERSIONS, &key)?
             .map(|bytes| parse(&key, &bytes))
             .transpose()
     }
@@ -341,7 +341,7 @@ impl Registry {
     pub fn versions(&self, model_id: &str) -> Result<Vec<VersionRecord>, RegistryError> {
         let mut versions = self
             .store
-            .scan(Table::Versions, &format!("{model_id}/"))?
+            .scan(store::VERSIONS, &format!("{model_id}/"))?
             .into_iter()
             .map(|(key, bytes)| parse::<VersionRecord>(&key, &bytes))
             .collect::<Result<Vec<_>, _>>()?;
@@ -489,7 +489,7 @@ impl Registry {
             )));
         }
         self.store.write(vec![Write::Put(
-            Table::Aliases,
+            store::ALIASES,
             version_key(model_id, alias),
             version.as_bytes().to_vec(),
         )])?;
@@ -501,7 +501,7 @@ impl Registry {
         let prefix = format!("{model_id}/");
         Ok(self
             .store
-            .scan(Table::Aliases, &prefix)?
+            .scan(store::ALIASES, &prefix)?
             .into_iter()
             .map(|(key, value)| {
                 (
@@ -538,7 +538,7 @@ impl Registry {
     /// Every model that has a ready version.
     pub fn models(&self) -> Result<Vec<ModelView>, RegistryError> {
         let mut out = Vec::new();
-        for (model_id, _) in self.store.scan(Table::Models, "")? {
+        for (model_id, _) in self.store.scan(store::MODELS, "")? {
             let view = self.model(&model_id)?;
             if !view.versions.is_empty() {
                 out.push(view);
