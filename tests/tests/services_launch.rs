@@ -21,11 +21,16 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .arg(services())
         .args(["--arg", &format!("router={router}")])
         .args(["--arg", "host=127.0.0.1"])
-        .args(["--arg", "registry_port=0"])
+        .args(["--arg", "registry_port=0", "--arg", "training_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",
             data.path().join("registry").display()
+        ))
+        .arg("--arg")
+        .arg(format!(
+            "training_data={}",
+            data.path().join("training").display()
         ))
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
