@@ -32,33 +32,28 @@ fn serving(service: &'static str) -> impl Fn(&str) -> bool {
 /// temporary directory.
 struct Services {
     launcher: Child,
+    router: String,
     training: String,
     registry: String,
     http: ureq::Agent,
-    _data: tempfile::TempDir,
 }
 
 impl Services {
-    fn start(max_running: u32) -> Services {
-        let data = tempfile::tempdir().unwrap();
+    /// Starts the services with their data under `data`.
+    fn start(max_running: u32, data: &Path) -> Services {
+        let router = loopback_endpoint();
         let mut command = Command::new(workspace_bin("evospike"));
         command
             .arg("launch")
             .arg(repo("launch/services.yaml"))
-            .args(["--arg", &format!("router={}", loopback_endpoint())])
+            .args(["--arg", &format!("router={router}")])
             .args(["--arg", "host=127.0.0.1"])
             .args(["--arg", "registry_port=0", "--arg", "training_port=0"])
             .args(["--arg", &format!("max_running={max_running}")])
             .arg("--arg")
-            .arg(format!(
-                "registry_data={}",
-                data.path().join("registry").display()
-            ))
+            .arg(format!("registry_data={}", data.join("registry").display()))
             .arg("--arg")
-            .arg(format!(
-                "training_data={}",
-                data.path().join("training").display()
-            ))
+            .arg(format!("training_data={}", data.join("training").display()))
             .env("RUST_LOG", "info");
         let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
         let registry = url_in(
@@ -77,10 +72,10 @@ impl Services {
             .into();
         Services {
             launcher,
+            router,
             training,
             registry,
             http,
-            _data: data,
         }
     }
 
@@ -157,6 +152,9 @@ impl Services {
 
 impl Drop for Services {
     fn drop(&mut self) {
+        if self.launcher.wait_exit(Duration::ZERO).is_some() {
+            return;
+        }
         let _ = self.launcher.signal("INT");
         let _ = self.launcher.wait_exit(Duration::from_secs(15));
     }
@@ -249,7 +247,8 @@ fn documented_examples() -> Vec<String> {
 
 #[test]
 fn the_documented_examples_run_as_written() {
-    let services = Services::start(1);
+    let data = tempfile::tempdir().unwrap();
+    let services = Services::start(1, data.path());
     let examples = documented_examples();
     const END: &str = "@@end-of-example";
     let script: String = examples
@@ -330,7 +329,8 @@ fn the_documented_examples_run_as_written() {
 
 #[test]
 fn bad_input_is_refused_on_every_endpoint_and_changes_nothing() {
-    let services = Services::start(1);
+    let data = tempfile::tempdir().unwrap();
+    let services = Services::start(1, data.path());
     let bad_train: Vec<(String, u16, &str)> = vec![
         ("{\"model_type\": ".into(), 400, "invalid JSON body"),
         (r#"{"dataset_path": "builtin:digits"}"#.into(), 400, "model_type"),
@@ -434,7 +434,8 @@ fn bad_input_is_refused_on_every_endpoint_and_changes_nothing() {
 
 #[test]
 fn pending_and_running_jobs_are_cancelled_and_a_freed_slot_is_used() {
-    let mut services = Services::start(1);
+    let data = tempfile::tempdir().unwrap();
+    let mut services = Services::start(1, data.path());
     let running = services.submit(&digits(5000));
     services.wait_job(&running, Duration::from_secs(60), |j| epoch(j) >= 1);
     let pending = services.submit(&digits(5000));
@@ -471,7 +472,8 @@ fn pending_and_running_jobs_are_cancelled_and_a_freed_slot_is_used() {
 
 #[test]
 fn a_job_resumes_from_its_checkpoint_after_the_service_is_killed() {
-    let mut services = Services::start(1);
+    let data = tempfile::tempdir().unwrap();
+    let mut services = Services::start(1, data.path());
     let mut body = digits(60);
     body["model_id"] = json!("resumed");
     let id = services.submit(&body);
@@ -513,7 +515,8 @@ fn a_job_resumes_from_its_checkpoint_after_the_service_is_killed() {
 
 #[test]
 fn a_crashing_worker_fails_its_job_and_the_service_goes_on() {
-    let mut services = Services::start(1);
+    let data = tempfile::tempdir().unwrap();
+    let mut services = Services::start(1, data.path());
     let id = services.submit(&digits(5000));
     services.wait_job(&id, Duration::from_secs(60), |j| epoch(j) >= 1);
     let training = services.node_pid("training");
@@ -532,4 +535,219 @@ fn a_crashing_worker_fails_its_job_and_the_service_goes_on() {
     assert_eq!(status, 200);
     let next = services.submit(&digits(2));
     services.wait_job(&next, Duration::from_secs(60), |j| state(j) == "SUCCEEDED");
+}
+
+#[test]
+fn a_job_resumes_after_the_services_are_stopped_and_started_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mut services = Services::start(1, data.path());
+    let id = services.submit(&digits(60));
+    services.wait_job(&id, Duration::from_secs(60), |j| epoch(j) >= 2);
+    services.launcher.signal("INT").unwrap();
+    let status = services.launcher.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        services.launcher.output().join("\n")
+    );
+    drop(services);
+
+    // Stopped, the job stays RUNNING (its worker checkpointed); started again, it resumes.
+    let mut services = Services::start(1, data.path());
+    let job = services.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "SUCCEEDED" | "FAILED" | "CANCELLED")
+    });
+    assert_eq!(state(&job), "SUCCEEDED", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert!(job["resumed_from_epoch"].as_u64().unwrap() >= 2, "{job}");
+    assert_eq!(epoch(&job), 60);
+}
+
+async fn open_bus(router: &str) -> evospike_bus::Bus {
+    let config =
+        evospike_bus::BusConfig::peer(&["tcp/127.0.0.1:0".to_string()], &[router.to_string()]);
+    for _ in 0..200 {
+        if let Ok(bus) = evospike_bus::Bus::open(config.clone()).await {
+            return bus;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot reach the router at {router}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bus_methods_answer_and_progress_is_published() {
+    use evospike_bus::BusError;
+    use evospike_schemas::proto::{
+        CancelJobRequest, ErrorCode, GetJobRequest, JobState, ListJobsReply, ListJobsRequest,
+        TrainConfig, TrainJob, TrainRequest,
+    };
+    let data = tempfile::tempdir().unwrap();
+    let services = Services::start(1, data.path());
+    let bus = open_bus(&services.router).await;
+    let key = |method: &str| bus.keys().service("training", method).unwrap();
+    let progress = bus
+        .message_subscriber::<TrainJob>(&key("progress"))
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+
+    let refused = bus
+        .request::<_, TrainJob>(
+            &key("train"),
+            &TrainRequest {
+                model_type: "spiking_lm".into(),
+                dataset_path: "builtin:digits".into(),
+                ..Default::default()
+            },
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, BusError::Remote { code: ErrorCode::InvalidArgument, message, .. } if message.contains("spiking_lm")),
+        "{refused}"
+    );
+    let request = TrainRequest {
+        model_type: "classifier".into(),
+        dataset_path: "builtin:digits".into(),
+        config: Some(TrainConfig {
+            epochs: Some(2),
+            hidden: vec![32],
+            steps: Some(10),
+            threads: Some(1),
+            ..Default::default()
+        }),
+        learning_rate: Some(0.005),
+        ..Default::default()
+    };
+    let job: TrainJob = bus.request(&key("train"), &request, timeout).await.unwrap();
+    assert_eq!(job.state(), JobState::Pending);
+
+    // Every change is published: PENDING, RUNNING, each epoch, SUCCEEDED.
+    let mut epochs_seen = Vec::new();
+    let last = loop {
+        let update = tokio::time::timeout(Duration::from_secs(60), progress.recv())
+            .await
+            .expect("progress is published")
+            .unwrap()
+            .message;
+        if update.job_id != job.job_id {
+            continue;
+        }
+        let p = update.progress.clone().unwrap_or_default();
+        if update.state() == JobState::Running && p.epoch > 0 {
+            epochs_seen.push(p.epoch);
+        }
+        if update.state() == JobState::Succeeded {
+            break update;
+        }
+        assert_ne!(update.state(), JobState::Failed, "{update:?}");
+    };
+    epochs_seen.dedup();
+    assert_eq!(epochs_seen, [1, 2]);
+    assert_eq!(last.model_id, format!("job-{}", job.job_id));
+
+    let got: TrainJob = bus
+        .request(
+            &key("get_job"),
+            &GetJobRequest {
+                job_id: job.job_id.clone(),
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, last);
+    let listed: ListJobsReply = bus
+        .request(
+            &key("list_jobs"),
+            &ListJobsRequest {
+                state: JobState::Succeeded as i32,
+            },
+            timeout,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.jobs, [last]);
+    let conflict = bus
+        .request::<_, TrainJob>(
+            &key("cancel_job"),
+            &CancelJobRequest {
+                job_id: job.job_id.clone(),
+            },
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&conflict, BusError::Remote { code: ErrorCode::InvalidArgument, message, .. } if message.contains("already SUCCEEDED")),
+        "{conflict}"
+    );
+    let unknown = bus
+        .request::<_, TrainJob>(
+            &key("get_job"),
+            &GetJobRequest {
+                job_id: "nope".into(),
+            },
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &unknown,
+            BusError::Remote {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        ),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn without_a_registry_a_trained_job_fails_saying_so() {
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(workspace_bin("evospike"));
+    command
+        .args(["run", "training", "--local"])
+        .arg("-p")
+        .arg(format!("data_dir={}", data.path().display()))
+        .args(["-p", "registry_timeout_s=1"])
+        .env("SERVICE_HOST", "127.0.0.1")
+        .env("SERVICE_PORT", "0")
+        .env("RUST_LOG", "info");
+    let mut node = Child::spawn(&mut command).unwrap();
+    let url = url_in(
+        &node
+            .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
+            .expect("the training service starts"),
+    );
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut reply = http
+        .post(&format!("{url}/train"))
+        .header("Content-Type", "application/json")
+        .send(digits(2).to_string())
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 201);
+    let job: Value = serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap();
+    let id = job["job_id"].as_str().unwrap();
+    let mut last = Value::Null;
+    wait_until(Duration::from_secs(60), || {
+        let mut reply = http.get(&format!("{url}/jobs/{id}")).call().unwrap();
+        last = serde_json::from_str(&reply.body_mut().read_to_string().unwrap()).unwrap();
+        state(&last) == "FAILED"
+    })
+    .unwrap_or_else(|_| panic!("{last}"));
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.contains("model registry") && error.contains("registry/get_model"),
+        "{error}"
+    );
+    assert_eq!(epoch(&last), 2, "it trained before it failed: {last}");
+    node.signal("INT").unwrap();
+    assert!(node.wait_exit(Duration::from_secs(15)).is_some());
 }
