@@ -26,7 +26,7 @@ use evospike_schemas::proto::{
     ListJobsRequest, PublishRequest, RegistryModel, RegistryVersion, TrainJob, TrainRequest,
 };
 
-use crate::publish::{BoxFuture, Registrar};
+use crate::publish::{BoxFuture, Published, Registrar};
 use crate::trainer::{OnChange, Trainer, TrainingError};
 
 /// The service's name in bus keys.
@@ -63,7 +63,7 @@ async fn blocking<T: Send + 'static>(
     let trainer = trainer.clone();
     tokio::task::spawn_blocking(move || f(&trainer))
         .await
-        .unwrap_or_else(|e| Err(TrainingError::Plugins(Box::new(e))))
+        .unwrap_or_else(|e| Err(TrainingError::Task(e)))
 }
 
 /// Declares the training queryables; they answer while the handles live.
@@ -173,7 +173,7 @@ impl BusRegistrar {
 }
 
 impl Registrar for BusRegistrar {
-    fn versions(&self, model_id: &str) -> BoxFuture<'_, Result<Vec<String>, String>> {
+    fn versions(&self, model_id: &str) -> BoxFuture<'_, Result<Vec<Published>, String>> {
         let req = GetModelRequest {
             model_id: model_id.to_owned(),
         };
@@ -188,7 +188,11 @@ impl Registrar for BusRegistrar {
                 .request::<_, RegistryModel>(&key, &req, self.timeout)
                 .await
             {
-                Ok(model) => Ok(model.versions.into_iter().map(|v| v.version).collect()),
+                Ok(model) => Ok(model
+                    .versions
+                    .into_iter()
+                    .map(|v| Published::new(v.version, &v.metadata_json))
+                    .collect()),
                 Err(BusError::Remote {
                     code: ErrorCode::NotFound,
                     ..

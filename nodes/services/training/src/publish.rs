@@ -17,11 +17,30 @@ use crate::plan::Plan;
 /// A boxed future, for the object-safe [`Registrar`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A ready version of a model in the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The version.
+    pub version: String,
+    /// The training job its provenance names, if any.
+    pub job_id: Option<String>,
+}
+
+impl Published {
+    /// The version `version` with its `metadata` (JSON text, possibly empty).
+    pub fn new(version: String, metadata_json: &str) -> Published {
+        let job_id = serde_json::from_str::<Value>(metadata_json)
+            .ok()
+            .and_then(|m| m["provenance"]["job_id"].as_str().map(str::to_owned));
+        Published { version, job_id }
+    }
+}
+
 /// Where trained models go: the model registry (over the bus in the service,
 /// see [`crate::bus::BusRegistrar`]). Errors are messages for the job's `error`.
 pub trait Registrar: Send + Sync + 'static {
-    /// The versions model `model_id` has (none when it is unknown).
-    fn versions(&self, model_id: &str) -> BoxFuture<'_, Result<Vec<String>, String>>;
+    /// The ready versions model `model_id` has (none when it is unknown).
+    fn versions(&self, model_id: &str) -> BoxFuture<'_, Result<Vec<Published>, String>>;
 
     /// Registers a version with its files and makes it ready.
     fn publish(&self, req: PublishRequest) -> BoxFuture<'_, Result<RegistryVersion, String>>;
@@ -144,6 +163,17 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_version_names_its_job() {
+        let meta = r#"{"metrics": {}, "provenance": {"job_id": "j1"}}"#;
+        assert_eq!(
+            Published::new("1.0.0".into(), meta).job_id.as_deref(),
+            Some("j1")
+        );
+        assert_eq!(Published::new("1.0.0".into(), "").job_id, None);
+        assert_eq!(Published::new("1.0.0".into(), r#"{"a": 1}"#).job_id, None);
+    }
 
     #[test]
     fn the_next_version_bumps_the_highest_patch() {

@@ -67,6 +67,18 @@ pub enum TrainingError {
     /// The plugin system could not be set up.
     #[error("cannot set up the plugin system")]
     Plugins(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The data directory could not be created.
+    #[error("cannot create {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request's task ended abnormally (it panicked).
+    #[error("the request's task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// The name of a job state as the API writes it (`RUNNING`).
@@ -132,8 +144,11 @@ impl Trainer {
         registrar: Box<dyn Registrar>,
         on_change: OnChange,
     ) -> Result<Trainer, TrainingError> {
-        std::fs::create_dir_all(config.data_dir.join("jobs"))
-            .map_err(|e| TrainingError::Plugins(Box::new(e)))?;
+        let jobs_dir = config.data_dir.join("jobs");
+        std::fs::create_dir_all(&jobs_dir).map_err(|source| TrainingError::DataDir {
+            path: jobs_dir,
+            source,
+        })?;
         let jobs = Jobs::open(&config.data_dir)?;
         let plugins = evospike_plugins::plugin_manager(&config.plugin_dirs)
             .map_err(|e| TrainingError::Plugins(Box::new(e)))?;
@@ -420,6 +435,15 @@ impl Trainer {
         if let Some(c) = &resumed {
             job.resumed_from_epoch = c.epoch;
             let p = job.progress.get_or_insert_with(Default::default);
+            // The worker's own record of the epochs the checkpoint holds (the
+            // service may have died before it heard of the last ones).
+            let history = worker::epochs_until(
+                &checkpoint.join(evospike_learning::model::EPOCHS_FILE),
+                c.epoch,
+            );
+            for report in &history {
+                apply(p, report);
+            }
             let kept = usize::try_from(c.epoch).unwrap_or(usize::MAX);
             p.loss_curve.truncate(kept);
             p.accuracy_curve.truncate(kept);
@@ -431,18 +455,6 @@ impl Trainer {
 
     /// Records an epoch report of job `job_id`'s worker.
     fn progress(&self, job_id: &str, report: &Report) {
-        let Report::Epoch {
-            epoch,
-            epochs,
-            loss,
-            train_accuracy,
-            test_accuracy,
-            samples_per_s,
-            train_samples,
-        } = *report
-        else {
-            return;
-        };
         let _state = self.state();
         let Ok(Some(mut job)) = self.jobs.get(job_id) else {
             return;
@@ -450,20 +462,7 @@ impl Trainer {
         if is_final(job.state()) {
             return;
         }
-        let p = job.progress.get_or_insert_with(Default::default);
-        let kept = usize::try_from(epoch.saturating_sub(1)).unwrap_or(usize::MAX);
-        p.loss_curve.truncate(kept);
-        p.accuracy_curve.truncate(kept);
-        p.loss_curve.push(loss);
-        p.accuracy_curve
-            .push(test_accuracy.unwrap_or(train_accuracy));
-        p.epoch = epoch;
-        p.epochs = epochs;
-        p.loss = loss;
-        p.train_accuracy = train_accuracy;
-        p.test_accuracy = test_accuracy;
-        p.samples_per_s = samples_per_s;
-        p.samples = u64::from(epoch) * train_samples;
+        apply(job.progress.get_or_insert_with(Default::default), report);
         if let Err(err) = self.save(&job) {
             tracing::error!(%err, job = %job_id, "cannot record progress");
         }
@@ -482,15 +481,25 @@ impl Trainer {
             .model_id
             .clone()
             .unwrap_or_else(|| format!("job-{job_id}"));
+        let existing = self
+            .registrar
+            .versions(&model_id)
+            .await
+            .map_err(|e| format!("the model registry: {e}"))?;
+        // An earlier attempt published it and then the service died before it
+        // recorded so: that version is this job's model.
+        if let Some(mine) = existing
+            .iter()
+            .find(|v| v.job_id.as_deref() == Some(job_id))
+        {
+            return Ok((model_id, mine.version.clone()));
+        }
         let version = match &req.version {
             Some(v) => v.clone(),
-            None => publish::next_version(
-                &self
-                    .registrar
-                    .versions(&model_id)
-                    .await
-                    .map_err(|e| format!("the model registry: {e}"))?,
-            ),
+            None => {
+                let versions: Vec<String> = existing.into_iter().map(|v| v.version).collect();
+                publish::next_version(&versions)
+            }
         };
         let request = publish::request(&job, plan, out, &model_id, &version)?;
         let published =
@@ -550,6 +559,36 @@ impl Trainer {
             worker::signal(pgid, libc::SIGKILL);
         }
     }
+}
+
+/// Puts an epoch report into `p`: its figures, and its entry of the curves
+/// (replacing those of that epoch and later ones, when it was trained again).
+fn apply(p: &mut TrainProgress, report: &Report) {
+    let Report::Epoch {
+        epoch,
+        epochs,
+        loss,
+        train_accuracy,
+        test_accuracy,
+        samples_per_s,
+        train_samples,
+    } = *report
+    else {
+        return;
+    };
+    let kept = usize::try_from(epoch.saturating_sub(1)).unwrap_or(usize::MAX);
+    p.loss_curve.truncate(kept);
+    p.accuracy_curve.truncate(kept);
+    p.loss_curve.push(loss);
+    p.accuracy_curve
+        .push(test_accuracy.unwrap_or(train_accuracy));
+    p.epoch = epoch;
+    p.epochs = epochs;
+    p.loss = loss;
+    p.train_accuracy = train_accuracy;
+    p.test_accuracy = test_accuracy;
+    p.samples_per_s = samples_per_s;
+    p.samples = u64::from(epoch) * train_samples;
 }
 
 /// "exited with status 3", "was killed by signal 9 (SIGKILL)".

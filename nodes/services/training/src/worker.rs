@@ -169,6 +169,25 @@ pub fn signal(pgid: u32, signal: libc::c_int) {
     }
 }
 
+/// The epochs 1..=`last` from the worker's epoch record (`epochs.jsonl` beside
+/// its checkpoint), in order, the later line of an epoch trained twice winning;
+/// empty when the record is missing or has a gap.
+pub fn epochs_until(path: &Path, last: u32) -> Vec<Report> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut by_epoch: std::collections::BTreeMap<u32, Report> = Default::default();
+    for report in text.lines().filter_map(Report::parse) {
+        if let Report::Epoch { epoch, .. } = report {
+            if (1..=last).contains(&epoch) {
+                by_epoch.insert(epoch, report);
+            }
+        }
+    }
+    if by_epoch.len() != usize::try_from(last).unwrap_or(usize::MAX) {
+        return Vec::new();
+    }
+    by_epoch.into_values().collect()
+}
+
 /// The last `lines` lines of the worker's log, to say why it failed.
 pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -205,6 +224,38 @@ mod tests {
         );
         assert_eq!(Report::parse("warning: something"), None);
         assert_eq!(Report::parse(r#"{"other":1}"#), None);
+    }
+
+    #[test]
+    fn the_epoch_record_gives_each_epoch_once_the_later_line_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("epochs.jsonl");
+        let line = |epoch: u32, loss: f64| {
+            format!(
+                r#"{{"epoch":{epoch},"epochs":5,"loss":{loss},"train_accuracy":0.5,"test_accuracy":null,"samples_per_s":1.0,"seconds":1.0,"train_samples":10}}"#
+            )
+        };
+        let text = [
+            line(1, 0.9),
+            line(2, 0.8),
+            line(3, 0.7),
+            line(3, 0.6),
+            line(4, 0.5),
+        ]
+        .join("\n");
+        std::fs::write(&path, text).unwrap();
+        let losses = |last| -> Vec<f64> {
+            epochs_until(&path, last)
+                .into_iter()
+                .map(|r| match r {
+                    Report::Epoch { loss, .. } => loss,
+                    Report::Done { .. } => f64::NAN,
+                })
+                .collect()
+        };
+        assert_eq!(losses(3), [0.9, 0.8, 0.6]);
+        assert!(losses(5).is_empty(), "epoch 5 is missing");
+        assert!(epochs_until(&dir.path().join("none"), 2).is_empty());
     }
 
     #[tokio::test]
