@@ -610,3 +610,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (None, None) => "ended".into(),
     }
 }
+
+#[cfg(test)]
+mod tests;
