@@ -220,3 +220,69 @@ async fn a_refused_model_fails_its_job_saying_why() {
     ));
     assert_eq!(trainer.get(&job.job_id).unwrap().state(), JobState::Failed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_ignores_sigint_is_killed_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("stubborn");
+    std::fs::write(
+        &exe,
+        "#!/bin/sh\ntrap '' INT\necho $$ > \"$(dirname \"$0\")/pid\"\nwhile :; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = TrainerConfig {
+        data_dir: dir.path().join("data"),
+        exe,
+        plugin_dirs: Vec::new(),
+        max_running: 1,
+        cancel_grace: Duration::from_millis(300),
+    };
+    let trainer = Arc::new(
+        Trainer::open(config, Box::new(Shared(Arc::default())), Box::new(|_| {})).unwrap(),
+    );
+    tokio::spawn(trainer.clone().run());
+    let (stubborn, _) = trainer.submit(request(None)).unwrap();
+    let (next, _) = trainer.submit(request(None)).unwrap();
+    let pid_file = dir.path().join("pid");
+    for _ in 0..250 {
+        if pid_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(
+        trainer.get(&next.job_id).unwrap().state(),
+        JobState::Pending
+    );
+
+    let cancelled = trainer.cancel(&stubborn.job_id).unwrap();
+    assert_eq!(cancelled.state(), JobState::Cancelled);
+    // SIGINT is ignored; SIGKILL after 300 ms frees the slot for the next job,
+    // which the same stubborn worker then runs.
+    let started = std::time::Instant::now();
+    for _ in 0..250 {
+        if trainer.get(&next.job_id).unwrap().state() == JobState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        trainer.get(&next.job_id).unwrap().state(),
+        JobState::Running
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the stubborn worker is gone"
+    );
+    assert_eq!(
+        trainer.get(&stubborn.job_id).unwrap().state(),
+        JobState::Cancelled
+    );
+    trainer.cancel(&next.job_id).unwrap();
+}
