@@ -26,6 +26,7 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         .args(["--arg", "gateway_port=0"])
         .args(["--arg", "monitoring_port=0"])
         .args(["--arg", "inference_port=0"])
+        .args(["--arg", "training_port=0"])
         .arg("--arg")
         .arg(format!(
             "registry_data={}",
@@ -33,17 +34,28 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
         ))
         .arg("--arg")
         .arg(format!("logs_data={}", data.path().join("logs").display()))
+        .arg("--arg")
+        .arg(format!(
+            "training_data={}",
+            data.path().join("training").display()
+        ))
         .env("RUST_LOG", "info");
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
-    while urls.len() < 4 {
+    while urls.len() < 5 {
         let line = launcher
             .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
             .expect("the services start");
-        let service = ["(registry)", "(gateway)", "(monitoring)", "(inference)"]
-            .into_iter()
-            .find(|s| line.contains(s))
-            .unwrap_or_else(|| panic!("which service? {line}"));
+        let service = [
+            "(registry)",
+            "(gateway)",
+            "(monitoring)",
+            "(inference)",
+            "(training)",
+        ]
+        .into_iter()
+        .find(|s| line.contains(s))
+        .unwrap_or_else(|| panic!("which service? {line}"));
         let url = line
             .split("serving ")
             .nth(1)

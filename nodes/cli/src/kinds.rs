@@ -21,6 +21,7 @@ pub(crate) fn catalog() -> NodeKinds {
         .with::<evospike_logs::LogsKind>()
         .with::<evospike_monitoring::MonitoringKind>()
         .with::<evospike_inference::InferenceKind>()
+        .with::<evospike_training::TrainingKind>()
 }
 
 /// `evospike run KIND --list-params`: the kind's summary and parameter table.

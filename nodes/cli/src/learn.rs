@@ -17,7 +17,7 @@ use anyhow::Context;
 use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
 use evospike_learning::infer::{Evaluation, InferenceNet};
-use evospike_learning::model::{self, Model, Provenance};
+use evospike_learning::model::{self, Model, Provenance, EPOCHS_FILE};
 use evospike_plugin_api::{Params, PluginError, PluginType};
 use evospike_plugin_host::PluginManager;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -117,6 +117,17 @@ pub(crate) struct EvalArgs {
 const CHECKPOINT_DIR: &str = "checkpoint";
 /// What a checkpoint must be resumed with, beside it.
 const RUN_FILE: &str = "run.json";
+
+/// Appends `line` to `path` and syncs it.
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_data()
+}
 
 fn manager(dirs: &[PathBuf]) -> anyhow::Result<PluginManager> {
     let manager =
@@ -295,6 +306,15 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&ckpt_dir)
         .with_context(|| format!("cannot create {}", ckpt_dir.display()))?;
     model::write_atomic(&ckpt_dir.join(RUN_FILE), run.to_string().as_bytes())?;
+    if args.resume.is_none() {
+        // A new run's epochs only.
+        match std::fs::remove_file(ckpt_dir.join(EPOCHS_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context(format!("cannot reset {EPOCHS_FILE}"));
+            }
+            _ => {}
+        }
+    }
 
     let cancel = cancel_on_ctrl_c()?;
     let train_view = train.view(classes).map_err(crate::exit::invalid)?;
@@ -348,29 +368,40 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                     ));
                 }
             }
-            FitEvent::Epoch(s) => match &bar {
-                Some(bar) => {
-                    let line = format!(
-                        "epoch {}/{}  loss {:.4}  train {:.2}%{}  {:.0} samples/s  {:.1} s",
-                        s.epoch,
-                        s.epochs,
-                        s.loss,
-                        100.0 * s.train_accuracy,
-                        s.test_accuracy
-                            .map(|a| format!("  test {:.2}%", 100.0 * a))
-                            .unwrap_or_default(),
-                        s.samples_per_s,
-                        s.seconds
+            FitEvent::Epoch(s) => {
+                // The training service counts samples from `train_samples`.
+                let mut record = json!(s);
+                record["train_samples"] = json!(train.len());
+                if let Err(e) = append_line(&ckpt_dir.join(EPOCHS_FILE), &record.to_string()) {
+                    eprintln!(
+                        "warning: cannot record epoch {} in {EPOCHS_FILE}: {e}",
+                        s.epoch
                     );
-                    // Without a terminal the bar is hidden and so would its lines be.
-                    if bar.is_hidden() {
-                        eprintln!("{line}");
-                    } else {
-                        bar.println(line);
-                    }
                 }
-                None => println!("{}", json!(s)),
-            },
+                match &bar {
+                    Some(bar) => {
+                        let line = format!(
+                            "epoch {}/{}  loss {:.4}  train {:.2}%{}  {:.0} samples/s  {:.1} s",
+                            s.epoch,
+                            s.epochs,
+                            s.loss,
+                            100.0 * s.train_accuracy,
+                            s.test_accuracy
+                                .map(|a| format!("  test {:.2}%", 100.0 * a))
+                                .unwrap_or_default(),
+                            s.samples_per_s,
+                            s.seconds
+                        );
+                        // Without a terminal the bar is hidden and so would its lines be.
+                        if bar.is_hidden() {
+                            eprintln!("{line}");
+                        } else {
+                            bar.println(line);
+                        }
+                    }
+                    None => println!("{record}"),
+                }
+            }
         },
     )?;
     if let Some(bar) = &bar {

@@ -48,7 +48,7 @@ pub struct EpochSummary {
 pub enum FitEvent<'a> {
     /// A mini-batch finished.
     Batch(&'a Progress),
-    /// An epoch finished (and was checkpointed).
+    /// An epoch finished; its checkpoint is written right after this event.
     Epoch(&'a EpochSummary),
 }
 
@@ -63,8 +63,8 @@ pub struct FitOutcome {
 
 /// Trains `learner` on `train` until it has completed `epochs` epochs or `cancel`
 /// is set (checked between batches). After every epoch: test accuracy on `test`,
-/// then a checkpoint into `checkpoint_dir`; on cancel, a checkpoint of the
-/// unfinished epoch.
+/// the [`FitEvent::Epoch`] event, then a checkpoint into `checkpoint_dir`; on
+/// cancel, a checkpoint of the unfinished epoch.
 pub fn fit(
     learner: &mut dyn Learner,
     train: &Dataset<'_>,
@@ -109,10 +109,12 @@ pub fn fit(
             samples_per_s: report.samples_per_s,
             seconds: started.elapsed().as_secs_f64(),
         };
+        // The event first: whatever the caller records of the epoch is never
+        // behind the checkpoint a resumed run starts from.
+        on_event(FitEvent::Epoch(&summary));
         if let Some(dir) = checkpoint_dir {
             save_checkpoint(dir, &learner.checkpoint())?;
         }
-        on_event(FitEvent::Epoch(&summary));
         outcome.history.push(summary);
     }
     if outcome.cancelled {

@@ -356,35 +356,68 @@ pub fn safetensors_to_tensors(bytes: &[u8]) -> Result<Vec<Tensor>, String> {
         .collect()
 }
 
-/// The checkpoint's metadata file.
+/// The checkpoint's metadata file: it names the tensors file, so writing it is
+/// what commits a checkpoint.
 pub const CHECKPOINT_FILE: &str = "checkpoint.json";
-/// The checkpoint's tensors.
+/// The tensors of a checkpoint whose metadata names no `tensors_file` (written
+/// by an earlier evospike).
 pub const CHECKPOINT_TENSORS: &str = "checkpoint.safetensors";
 
-/// Writes a learner's checkpoint into `dir` (tensors first, metadata last).
+/// Beside a checkpoint (written by `evospike train`): every finished epoch's
+/// summary ([`crate::fit::EpochSummary`] plus `train_samples`), one JSON line
+/// each. A line is written and synced before its epoch's checkpoint, so the file
+/// covers every epoch a resumed run skips; an epoch trained again after an
+/// interruption appears twice, and the later line counts.
+pub const EPOCHS_FILE: &str = "epochs.jsonl";
+
+/// `checkpoint-<sha256 prefix>.safetensors`: the name of a checkpoint's tensors.
+fn tensors_file_name(sha256: &str) -> String {
+    format!("checkpoint-{}.safetensors", &sha256[..16.min(sha256.len())])
+}
+
+/// Writes a learner's checkpoint into `dir` so that a crash at any point leaves
+/// the previous checkpoint or this one, whole: the tensors go to a file of their
+/// own (named by their digest), then the metadata naming it replaces the old
+/// metadata atomically, then the previous tensors file is removed.
 pub fn save_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
-    let tensors_path = dir.join(CHECKPOINT_TENSORS);
     let bytes =
         tensors_to_safetensors(&checkpoint.tensors).map_err(|reason| ModelError::Weights {
-            path: tensors_path.clone(),
+            path: dir.join(CHECKPOINT_TENSORS),
             reason,
         })?;
-    write_atomic(&tensors_path, &bytes)?;
+    let sha256 = sha256_hex(&bytes);
+    let tensors_file = tensors_file_name(&sha256);
+    write_atomic(&dir.join(&tensors_file), &bytes)?;
     let meta = serde_json::json!({
         "learner": checkpoint.learner,
         "spec": checkpoint.spec,
         "epoch": checkpoint.epoch,
         "batch": checkpoint.batch,
         "state": checkpoint.state,
-        "tensors_sha256": sha256_hex(&bytes),
+        "tensors_file": tensors_file,
+        "tensors_sha256": sha256,
     });
     let path = dir.join(CHECKPOINT_FILE);
     let json = serde_json::to_vec_pretty(&meta).map_err(|source| ModelError::Manifest {
         path: path.clone(),
         source,
     })?;
-    write_atomic(&path, &json)
+    write_atomic(&path, &json)?;
+    // Tensors no metadata names any more (the previous checkpoint's, or those of
+    // a save a crash cut short) go now.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = name != tensors_file
+                && (name == CHECKPOINT_TENSORS
+                    || (name.starts_with("checkpoint-") && name.ends_with(".safetensors")));
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a checkpoint written by [`save_checkpoint`], checking the tensors' digest.
@@ -398,13 +431,26 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, ModelError> {
         epoch: u32,
         batch: u32,
         state: serde_json::Value,
+        #[serde(default)]
+        tensors_file: Option<String>,
         tensors_sha256: String,
     }
     let meta: Meta = serde_json::from_slice(&text).map_err(|source| ModelError::Manifest {
         path: path.clone(),
         source,
     })?;
-    let tensors_path = dir.join(CHECKPOINT_TENSORS);
+    let tensors_file = meta
+        .tensors_file
+        .unwrap_or_else(|| CHECKPOINT_TENSORS.to_owned());
+    if tensors_file.contains(['/', '\\']) || tensors_file.starts_with('.') {
+        return Err(ModelError::Weights {
+            path: path.clone(),
+            reason: format!(
+                "tensors_file `{tensors_file}` must be a file name in the checkpoint's folder"
+            ),
+        });
+    }
+    let tensors_path = dir.join(tensors_file);
     let bytes = std::fs::read(&tensors_path).map_err(|source| io(&tensors_path, source))?;
     let actual = sha256_hex(&bytes);
     if actual != meta.tensors_sha256 {

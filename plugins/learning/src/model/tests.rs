@@ -118,7 +118,32 @@ fn checkpoints_round_trip_and_check_their_digest() {
     };
     save_checkpoint(dir.path(), &c).unwrap();
     assert_eq!(load_checkpoint(dir.path()).unwrap(), c);
-    std::fs::write(dir.path().join(CHECKPOINT_TENSORS), b"junk").unwrap();
+
+    // A later save cut short by a crash (its tensors written, its metadata not)
+    // leaves the earlier checkpoint whole.
+    std::fs::write(
+        dir.path().join("checkpoint-0123456789abcdef.safetensors"),
+        b"junk",
+    )
+    .unwrap();
+    assert_eq!(load_checkpoint(dir.path()).unwrap(), c);
+    // The next save replaces it and leaves one tensors file.
+    let later = Checkpoint {
+        epoch: 3,
+        batch: 0,
+        ..c.clone()
+    };
+    save_checkpoint(dir.path(), &later).unwrap();
+    assert_eq!(load_checkpoint(dir.path()).unwrap(), later);
+    let tensors: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    assert_eq!(tensors.len(), 1, "{tensors:?}");
+
+    std::fs::write(dir.path().join(&tensors[0]), b"junk").unwrap();
     assert!(matches!(
         load_checkpoint(dir.path()),
         Err(ModelError::Digest { .. })
