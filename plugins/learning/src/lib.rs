@@ -46,10 +46,11 @@
 //! ```
 
 pub mod data;
+pub mod distill;
 pub mod fit;
 pub mod infer;
 pub mod model;
 mod plugin;
 pub mod surrogate;
 
-pub use plugin::{builtin_plugins, SurrogateGradientPlugin};
+pub use plugin::{builtin_plugins, surrogate_gradient_plugin, BuiltinLearner};

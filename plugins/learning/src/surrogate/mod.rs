@@ -214,6 +214,39 @@ struct Running {
     seconds: f64,
 }
 
+/// One batch as the loss hook sees it.
+pub(crate) struct LossBatch<'a> {
+    /// The (augmented) inputs the network saw, `[B, inputs]`.
+    pub(crate) x: &'a [f32],
+    /// Their labels.
+    pub(crate) labels: &'a [u32],
+    /// The network's class scores, `[B, classes]`.
+    pub(crate) scores: &'a [f32],
+    /// ∂L/∂scores to write, `[B, classes]`, already divided by B.
+    pub(crate) grad: &'a mut [f32],
+    /// Classes.
+    pub(crate) classes: usize,
+}
+
+/// The loss of a batch: the hook by which learners built on this engine change
+/// what is minimised (cross-entropy here, the distillation loss in
+/// [`crate::distill`]) while the forward and backward passes stay the same.
+pub(crate) trait BatchLoss {
+    /// Writes ∂L/∂scores and returns `(loss summed over the batch, correct predictions)`.
+    fn loss(&mut self, batch: LossBatch<'_>) -> Result<(f64, usize), PluginError>;
+}
+
+/// Softmax cross-entropy against the labels.
+pub(crate) struct CrossEntropy;
+
+impl BatchLoss for CrossEntropy {
+    fn loss(&mut self, b: LossBatch<'_>) -> Result<(f64, usize), PluginError> {
+        Ok(engine::cross_entropy_of(
+            b.classes, b.labels, b.scores, b.grad,
+        ))
+    }
+}
+
 /// The `SurrogateGradient` learner.
 pub struct SurrogateGradient {
     spec: LearnerSpec,
@@ -350,6 +383,21 @@ impl SurrogateGradient {
         })
     }
 
+    /// The spec it was built from.
+    pub fn spec(&self) -> &LearnerSpec {
+        &self.spec
+    }
+
+    /// The `threads` parameter (0: every core).
+    pub fn threads(&self) -> usize {
+        self.config.threads
+    }
+
+    /// The largest batch it trains or predicts at once.
+    pub fn batch_capacity(&self) -> usize {
+        self.ws.capacity()
+    }
+
     fn learning_rate(&self, batch: u32, batches: u32) -> f32 {
         match self.config.schedule {
             Schedule::Constant => self.config.lr,
@@ -386,6 +434,121 @@ impl SurrogateGradient {
         if let Some(labels) = data.labels() {
             self.labels.extend(indices.iter().map(|&i| labels[i]));
         }
+    }
+
+    /// One epoch (or the rest of one) with `loss` as the loss hook; see [`BatchLoss`].
+    pub(crate) fn train_epoch_with(
+        &mut self,
+        data: &Dataset<'_>,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+        loss_hook: &mut dyn BatchLoss,
+    ) -> Result<EpochReport, PluginError> {
+        self.check_data(data)?;
+        if data.labels().is_none() {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                "supervised training needs labels",
+            ));
+        }
+        let n = data.len();
+        let b = self.config.batch;
+        let batches = n.div_ceil(b) as u32;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(
+            self.spec.seed,
+            &[1, u64::from(self.epoch)],
+        )));
+        let classes = self.spec.classes.len();
+        let trained_before = self.running.seen;
+        let mut completed = true;
+        while self.batch < batches {
+            let started = Instant::now();
+            let bi = self.batch as usize;
+            let idx = &order[bi * b..((bi + 1) * b).min(n)];
+            let mut rng = StdRng::seed_from_u64(sub_seed(
+                self.spec.seed,
+                &[2, u64::from(self.epoch), bi as u64],
+            ));
+            self.gather(data, idx, Some(&mut rng));
+            let rows = idx.len();
+            let x = &self.x[..rows * self.spec.input_size];
+            engine::forward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                rows,
+                &mut self.ws,
+            )
+            .map_err(failed)?;
+            let (scores, grad) = self.ws.scores_and_grad(rows);
+            let (loss, correct) = loss_hook.loss(LossBatch {
+                x,
+                labels: &self.labels,
+                scores,
+                grad,
+                classes,
+            })?;
+            engine::backward(
+                self.backend.as_ref(),
+                &self.shape,
+                &self.weights,
+                x,
+                rows,
+                &mut self.ws,
+                &mut self.grads,
+            )
+            .map_err(failed)?;
+            self.step += 1;
+            let lr = self.learning_rate(self.batch, batches);
+            for ((w, g), m) in self
+                .weights
+                .iter_mut()
+                .zip(&self.grads)
+                .zip(&mut self.moments)
+            {
+                self.adam.update(self.step, lr, w, g, m);
+            }
+            if !loss.is_finite() {
+                return Err(failed(format!(
+                    "the loss diverged at epoch {} batch {bi}; lower lr (now {})",
+                    self.epoch, self.config.lr
+                )));
+            }
+            self.running.loss += loss;
+            self.running.correct += correct as u64;
+            self.running.seen += rows as u64;
+            self.running.seconds += started.elapsed().as_secs_f64();
+            self.batch += 1;
+            let report = Progress {
+                epoch: self.epoch,
+                batch: self.batch - 1,
+                batches,
+                loss: (self.running.loss / self.running.seen as f64) as f32,
+                accuracy: (self.running.correct as f64 / self.running.seen as f64) as f32,
+                samples_per_s: (self.running.seen as f64 / self.running.seconds.max(1e-9)) as f32,
+            };
+            if progress(&report) == Control::Stop && self.batch < batches {
+                completed = false;
+                break;
+            }
+        }
+        let r = self.running;
+        let report = EpochReport {
+            epoch: self.epoch,
+            loss: (r.loss / r.seen.max(1) as f64) as f32,
+            accuracy: (r.correct as f64 / r.seen.max(1) as f64) as f32,
+            samples: (r.seen - trained_before) as usize,
+            samples_per_s: (r.seen as f64 / r.seconds.max(1e-9)) as f32,
+            completed,
+        };
+        if completed {
+            self.epoch += 1;
+            self.batch = 0;
+            self.running = Running::default();
+        }
+        Ok(report)
     }
 
     fn check_data(&self, data: &Dataset<'_>) -> Result<(), PluginError> {
@@ -516,105 +679,7 @@ impl Learner for SurrogateGradient {
         data: &Dataset<'_>,
         progress: &mut dyn FnMut(&Progress) -> Control,
     ) -> Result<EpochReport, PluginError> {
-        self.check_data(data)?;
-        if data.labels().is_none() {
-            return Err(PluginError::invalid_parameter(
-                NAME,
-                "data",
-                "supervised training needs labels",
-            ));
-        }
-        let n = data.len();
-        let b = self.config.batch;
-        let batches = n.div_ceil(b) as u32;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(
-            self.spec.seed,
-            &[1, u64::from(self.epoch)],
-        )));
-        let classes = self.spec.classes.len();
-        let trained_before = self.running.seen;
-        let mut completed = true;
-        while self.batch < batches {
-            let started = Instant::now();
-            let bi = self.batch as usize;
-            let idx = &order[bi * b..((bi + 1) * b).min(n)];
-            let mut rng = StdRng::seed_from_u64(sub_seed(
-                self.spec.seed,
-                &[2, u64::from(self.epoch), bi as u64],
-            ));
-            self.gather(data, idx, Some(&mut rng));
-            let rows = idx.len();
-            let x = &self.x[..rows * self.spec.input_size];
-            engine::forward(
-                self.backend.as_ref(),
-                &self.shape,
-                &self.weights,
-                x,
-                rows,
-                &mut self.ws,
-            )
-            .map_err(failed)?;
-            let (loss, correct) = engine::cross_entropy(classes, &self.labels, &mut self.ws);
-            engine::backward(
-                self.backend.as_ref(),
-                &self.shape,
-                &self.weights,
-                x,
-                rows,
-                &mut self.ws,
-                &mut self.grads,
-            )
-            .map_err(failed)?;
-            self.step += 1;
-            let lr = self.learning_rate(self.batch, batches);
-            for ((w, g), m) in self
-                .weights
-                .iter_mut()
-                .zip(&self.grads)
-                .zip(&mut self.moments)
-            {
-                self.adam.update(self.step, lr, w, g, m);
-            }
-            if !loss.is_finite() {
-                return Err(failed(format!(
-                    "the loss diverged at epoch {} batch {bi}; lower lr (now {})",
-                    self.epoch, self.config.lr
-                )));
-            }
-            self.running.loss += loss;
-            self.running.correct += correct as u64;
-            self.running.seen += rows as u64;
-            self.running.seconds += started.elapsed().as_secs_f64();
-            self.batch += 1;
-            let report = Progress {
-                epoch: self.epoch,
-                batch: self.batch - 1,
-                batches,
-                loss: (self.running.loss / self.running.seen as f64) as f32,
-                accuracy: (self.running.correct as f64 / self.running.seen as f64) as f32,
-                samples_per_s: (self.running.seen as f64 / self.running.seconds.max(1e-9)) as f32,
-            };
-            if progress(&report) == Control::Stop && self.batch < batches {
-                completed = false;
-                break;
-            }
-        }
-        let r = self.running;
-        let report = EpochReport {
-            epoch: self.epoch,
-            loss: (r.loss / r.seen.max(1) as f64) as f32,
-            accuracy: (r.correct as f64 / r.seen.max(1) as f64) as f32,
-            samples: (r.seen - trained_before) as usize,
-            samples_per_s: (r.seen as f64 / r.seconds.max(1e-9)) as f32,
-            completed,
-        };
-        if completed {
-            self.epoch += 1;
-            self.batch = 0;
-            self.running = Running::default();
-        }
-        Ok(report)
+        self.train_epoch_with(data, progress, &mut CrossEntropy)
     }
 
     fn predict(&mut self, data: &Dataset<'_>) -> Result<Vec<u32>, PluginError> {
@@ -749,4 +814,4 @@ pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
