@@ -51,6 +51,7 @@ pub mod fit;
 pub mod infer;
 pub mod model;
 mod plugin;
+pub mod ssl;
 pub mod surrogate;
 
 pub use plugin::{builtin_plugins, surrogate_gradient_plugin, BuiltinLearner};

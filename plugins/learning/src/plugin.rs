@@ -69,5 +69,11 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
             "supervised",
             |spec| Ok(Box::new(crate::distill::Distillation::new(spec)?)),
         )),
+        Box::new(BuiltinLearner::new(
+            crate::ssl::NAME,
+            "Self-supervised: NT-Xent on spike counts of two augmented views, then a linear probe",
+            "self-supervised",
+            |spec| Ok(Box::new(crate::ssl::Ssl::new(spec)?)),
+        )),
     ]
 }

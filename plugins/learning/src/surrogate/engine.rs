@@ -120,6 +120,13 @@ impl Workspace {
             &mut self.grad_logits[..rows * width],
         )
     }
+
+    /// Layer `l`'s spikes of the last [`forward`] of `rows` samples, `[T·rows, size]`
+    /// step-major.
+    pub(crate) fn spikes(&self, l: usize, rows: usize, steps: usize) -> &[f32] {
+        let n = self.layers[l].v.len() / self.capacity.max(1);
+        &self.layers[l].spikes[..steps * rows * n]
+    }
 }
 
 pub(crate) fn gemm(

@@ -30,7 +30,7 @@
 //! | `shift` | side / 14 (8×8: 0, 28×28: 2) | random shift augmentation in pixels (images only; 0 = off) |
 //! | `threads` | 0 | CPU threads (0: every core, or `DEVICE`'s ArrayFire device) |
 
-mod adam;
+pub(crate) mod adam;
 pub(crate) mod engine;
 
 use std::time::Instant;
@@ -197,13 +197,13 @@ impl Config {
 }
 
 /// The key a serde error is about (`unknown field `x``), for the error's `param`.
-fn param_name(e: &serde_json::Error) -> String {
+pub(crate) fn param_name(e: &serde_json::Error) -> String {
     let text = e.to_string();
     text.split('`').nth(1).unwrap_or("params").to_owned()
 }
 
 /// The time step every trained network uses (ms).
-const DT_MS: f32 = 1.0;
+pub(crate) const DT_MS: f32 = 1.0;
 
 /// Running sums of a (possibly interrupted) epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -279,19 +279,19 @@ impl std::fmt::Debug for SurrogateGradient {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> PluginError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> PluginError {
     PluginError::failed(NAME, e.to_string())
 }
 
 /// A seed for one purpose: `seed`, mixed with the purpose's numbers.
-fn sub_seed(seed: u64, parts: &[u64]) -> u64 {
+pub(crate) fn sub_seed(seed: u64, parts: &[u64]) -> u64 {
     parts.iter().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, &p| {
         (h ^ p).wrapping_mul(0x0100_0000_01B3).rotate_left(29) ^ 0xD6E8_FEB8_6659_FD93
     })
 }
 
 /// `τ = −dt / ln β`, as `tau_ms` for the plugins.
-fn tau_for(beta: f32) -> f32 {
+pub(crate) fn tau_for(beta: f32) -> f32 {
     (-f64::from(DT_MS) / f64::from(beta).ln()) as f32
 }
 
@@ -579,7 +579,12 @@ impl SurrogateGradient {
 }
 
 /// The network this learner's config describes (what a model records).
-fn network_spec(spec: &LearnerSpec, config: &Config, tau: f32, shape: &Shape) -> NetworkSpec {
+pub(crate) fn network_spec(
+    spec: &LearnerSpec,
+    config: &Config,
+    tau: f32,
+    shape: &Shape,
+) -> NetworkSpec {
     let lif_params = json!({
         "tau_ms": tau, "v_rest": 0.0, "v_reset": 0.0,
         "v_threshold": config.threshold, "t_ref_ms": 0.0,
@@ -631,7 +636,7 @@ fn network_spec(spec: &LearnerSpec, config: &Config, tau: f32, shape: &Shape) ->
 }
 
 /// Copies an `h x w` image shifted by `(dy, dx)` pixels, filling with zeros.
-fn shift_image(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: i64, dx: i64) {
+pub(crate) fn shift_image(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: i64, dx: i64) {
     dst.fill(0.0);
     for y in 0..h as i64 {
         let sy = y - dy;
