@@ -53,5 +53,6 @@ pub mod model;
 mod plugin;
 pub mod ssl;
 pub mod surrogate;
+pub mod unsupervised;
 
 pub use plugin::{builtin_plugins, surrogate_gradient_plugin, BuiltinLearner};

@@ -75,5 +75,11 @@ pub fn builtin_plugins() -> Vec<Box<dyn Plugin>> {
             "self-supervised",
             |spec| Ok(Box::new(crate::ssl::Ssl::new(spec)?)),
         )),
+        Box::new(BuiltinLearner::new(
+            crate::unsupervised::NAME,
+            "Diehl & Cook 2015: LIF layer with adaptive thresholds, lateral inhibition and STDP; neurons assigned to classes by their responses",
+            "unsupervised",
+            |spec| Ok(Box::new(crate::unsupervised::StdpUnsupervised::new(spec)?)),
+        )),
     ]
 }
