@@ -9,7 +9,9 @@
 //! the `2B` views of a batch:
 //!
 //! ```text
-//! ẑ_i = z_i / max(‖z_i‖, 1)      (counts are whole numbers: any non-zero z has ‖z‖ ≥ 1)
+//! c_i = z_i − mean_j z_j          (centred over the batch: counts are never negative,
+//!                                  so uncentred ones would all point the same way)
+//! ẑ_i = c_i / √(‖c_i‖² + 1)      (smooth near c = 0)
 //! s_ij = ẑ_i·ẑ_j / τ
 //! ℓ_i = −s_{i,p(i)} + log Σ_{j≠i} e^{s_ij}     p(i): the other view of the same sample
 //! L   = mean_i ℓ_i
@@ -40,7 +42,7 @@
 //! | `steps`, `beta`, `threshold`, `slope` | 25, 0.95, 1, 25 | as `SurrogateGradient` (fast-sigmoid surrogate) |
 //! | `epochs` | 20 | contrastive epochs |
 //! | `batch` | 128 | samples per batch (`2·batch` views) |
-//! | `lr` | 0.001 | Adam learning rate, cosine schedule; 0 keeps the random weights |
+//! | `lr` | 0.005 | Adam learning rate, cosine schedule; 0 keeps the random weights |
 //! | `weight_decay` | 0 | decoupled weight decay |
 //! | `temperature` | 0.5 | NT-Xent τ |
 //! | `shift` | max(1, side / 14) | shift augmentation in pixels (images; 0 = off) |
@@ -48,6 +50,7 @@
 //! | `noise` | 0.1 | encoder noise σ |
 //! | `label_fraction` | 1.0 | fraction of the labels the probe is fitted on, in (0, 1] |
 //! | `probe_epochs` | 50 | probe epochs (Adam, batch 256, lr 0.01) |
+//! | `head` | 64 | projection head dimensions (0: the loss on the counts directly) |
 //! | `threads` | 0 | CPU threads (0: every core) |
 
 use std::time::Instant;
@@ -105,6 +108,8 @@ pub struct SslConfig {
     pub label_fraction: f64,
     /// Probe epochs.
     pub probe_epochs: u32,
+    /// Projection head dimensions (0: the loss on the counts themselves).
+    pub head: usize,
     /// CPU threads (0: all).
     pub threads: usize,
 }
@@ -119,7 +124,7 @@ impl Default for SslConfig {
             slope: 25.0,
             epochs: 20,
             batch: 128,
-            lr: 1e-3,
+            lr: 5e-3,
             weight_decay: 0.0,
             temperature: 0.5,
             shift: None,
@@ -127,6 +132,7 @@ impl Default for SslConfig {
             noise: 0.1,
             label_fraction: 1.0,
             probe_epochs: 50,
+            head: 64,
             threads: 0,
         }
     }
@@ -224,6 +230,7 @@ struct Running {
 /// The NT-Xent buffers, sized for `2B` views of `h` counts.
 #[derive(Debug)]
 struct NtXent {
+    mean: Vec<f32>,
     zhat: Vec<f32>,
     norms: Vec<f32>,
     sims: Vec<f32>,
@@ -233,6 +240,7 @@ struct NtXent {
 impl NtXent {
     fn new(views: usize, h: usize) -> Self {
         Self {
+            mean: vec![0.0; h],
             zhat: vec![0.0; views * h],
             norms: vec![0.0; views],
             sims: vec![0.0; views * views],
@@ -253,15 +261,25 @@ impl NtXent {
     ) -> Result<(f64, usize), PluginError> {
         let n = z.len() / h;
         let half = n / 2;
+        let mean = &mut self.mean[..h];
+        mean.fill(0.0);
+        for row in z.chunks_exact(h) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v / n as f32;
+            }
+        }
         let zhat = &mut self.zhat[..n * h];
         for ((row, out), norm) in z
             .chunks_exact(h)
             .zip(zhat.chunks_exact_mut(h))
             .zip(&mut self.norms[..n])
         {
-            *norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1.0);
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = v / *norm;
+            for ((o, &v), &m) in out.iter_mut().zip(row).zip(mean.iter()) {
+                *o = v - m;
+            }
+            *norm = (out.iter().map(|v| v * v).sum::<f32>() + 1.0).sqrt();
+            for o in out.iter_mut() {
+                *o /= *norm;
             }
         }
         let sims = &mut self.sims[..n * n];
@@ -323,7 +341,10 @@ impl NtXent {
             (ghat, (n, h)),
         )
         .map_err(failed)?;
-        // Through the normalisation: ∂L/∂z = (g − ẑ(ẑ·g)) / ‖z‖ (identity for z = 0).
+        // Through the normalisation, ∂L/∂c = (g − ẑ(ẑ·g)) / n, then through the
+        // centring, ∂L/∂z = ∂L/∂c − mean over the views of ∂L/∂c.
+        let mean = &mut self.mean[..h];
+        mean.fill(0.0);
         for (((g_out, g), zh), &norm) in grad
             .chunks_exact_mut(h)
             .zip(ghat.chunks_exact(h))
@@ -331,11 +352,123 @@ impl NtXent {
             .zip(&self.norms[..n])
         {
             let dot: f32 = g.iter().zip(zh).map(|(a, b)| a * b).sum::<f32>() / tau;
-            for ((o, &g), &zh) in g_out.iter_mut().zip(g).zip(zh) {
+            for (((o, &g), &zh), m) in g_out.iter_mut().zip(g).zip(zh).zip(mean.iter_mut()) {
                 *o = (g / tau - zh * dot) / norm;
+                *m += *o / n as f32;
+            }
+        }
+        for row in grad.chunks_exact_mut(h) {
+            for (o, &m) in row.iter_mut().zip(mean.iter()) {
+                *o -= m;
             }
         }
         Ok((loss, correct))
+    }
+}
+
+/// The projection head (SimCLR): the loss is taken on `c·H`, the batch-centred
+/// counts projected to `head` dimensions, while the counts stay the
+/// representation the probe reads.
+#[derive(Debug)]
+struct Head {
+    /// `[hidden, head]`.
+    w: Vec<f32>,
+    grad: Vec<f32>,
+    moments: Moments,
+    centred: Vec<f32>,
+    projected: Vec<f32>,
+    grad_projected: Vec<f32>,
+    mean: Vec<f32>,
+}
+
+impl Head {
+    fn new(views: usize, h: usize, dims: usize, rng: &mut StdRng) -> Self {
+        let bound = 1.0 / (h as f32).sqrt();
+        Self {
+            w: (0..h * dims)
+                .map(|_| rng.random_range(-bound..bound))
+                .collect(),
+            grad: vec![0.0; h * dims],
+            moments: Moments::zeros(h * dims),
+            centred: vec![0.0; views * h],
+            projected: vec![0.0; views * dims],
+            grad_projected: vec![0.0; views * dims],
+            mean: vec![0.0; h],
+        }
+    }
+
+    /// NT-Xent on the projected counts `z` (`[n, h]`): writes ∂L/∂z and the head's
+    /// own gradient.
+    fn loss(
+        &mut self,
+        backend: &dyn Backend,
+        nt: &mut NtXent,
+        tau: f32,
+        z: &[f32],
+        grad_z: &mut [f32],
+        h: usize,
+    ) -> Result<(f64, usize), PluginError> {
+        let n = z.len() / h;
+        let d = self.w.len() / h;
+        let centred = &mut self.centred[..n * h];
+        centre(z, centred, &mut self.mean, h);
+        let projected = &mut self.projected[..n * d];
+        gemm(
+            backend,
+            (centred, (n, h), Op::N),
+            (&self.w, (h, d), Op::N),
+            0.0,
+            (projected, (n, d)),
+        )
+        .map_err(failed)?;
+        let grad_p = &mut self.grad_projected[..n * d];
+        let result = nt.loss(backend, tau, projected, grad_p, d)?;
+        gemm(
+            backend,
+            (centred, (n, h), Op::T),
+            (grad_p, (n, d), Op::N),
+            0.0,
+            (&mut self.grad, (h, d)),
+        )
+        .map_err(failed)?;
+        gemm(
+            backend,
+            (grad_p, (n, d), Op::N),
+            (&self.w, (h, d), Op::T),
+            0.0,
+            (grad_z, (n, h)),
+        )
+        .map_err(failed)?;
+        // Through the centring.
+        let mean = &mut self.mean[..h];
+        mean.fill(0.0);
+        for row in grad_z.chunks_exact(h) {
+            for (m, &g) in mean.iter_mut().zip(row) {
+                *m += g / n as f32;
+            }
+        }
+        for row in grad_z.chunks_exact_mut(h) {
+            for (g, &m) in row.iter_mut().zip(mean.iter()) {
+                *g -= m;
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// `out = z − mean over the rows of z` (`[n, h]`); `mean` is a buffer of `h`.
+fn centre(z: &[f32], out: &mut [f32], mean: &mut [f32], h: usize) {
+    let n = z.len() / h;
+    mean.fill(0.0);
+    for row in z.chunks_exact(h) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v / n as f32;
+        }
+    }
+    for (row, o) in z.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        for ((o, &v), &m) in o.iter_mut().zip(row).zip(mean.iter()) {
+            *o = v - m;
+        }
     }
 }
 
@@ -360,6 +493,7 @@ pub struct Ssl {
     running: Running,
     ws: Workspace,
     nt: NtXent,
+    head: Option<Head>,
     /// Two views per sample, `[2B, inputs]`.
     x: Vec<f32>,
     backend: Box<dyn Backend>,
@@ -449,7 +583,11 @@ impl Ssl {
             },
             probe: vec![0.0; hidden * spec.classes.len()],
             ws: Workspace::new(&shape, views),
-            nt: NtXent::new(views, hidden),
+            nt: NtXent::new(views, config.head.max(hidden)),
+            head: (config.head > 0).then(|| {
+                let mut rng = StdRng::seed_from_u64(sub_seed(spec.seed, &[5]));
+                Head::new(views, hidden, config.head, &mut rng)
+            }),
             x: vec![0.0; views * spec.input_size],
             spec: spec.clone(),
             network,
@@ -751,13 +889,12 @@ impl Learner for Ssl {
             )
             .map_err(failed)?;
             let (counts, grad) = self.ws.scores_and_grad(rows);
-            let (loss, correct) = self.nt.loss(
-                self.backend.as_ref(),
-                self.config.temperature,
-                counts,
-                grad,
-                h,
-            )?;
+            let tau = self.config.temperature;
+            let backend = self.backend.as_ref();
+            let (loss, correct) = match &mut self.head {
+                Some(head) => head.loss(backend, &mut self.nt, tau, counts, grad, h)?,
+                None => self.nt.loss(backend, tau, counts, grad, h)?,
+            };
             engine::backward(
                 self.backend.as_ref(),
                 &self.shape,
@@ -777,6 +914,10 @@ impl Learner for Ssl {
                 &self.grads[0],
                 &mut self.moments[0],
             );
+            if let Some(head) = &mut self.head {
+                self.adam
+                    .update(self.step, lr, &mut head.w, &head.grad, &mut head.moments);
+            }
             if !loss.is_finite() {
                 return Err(failed(format!(
                     "the loss diverged at epoch {} batch {bi}; lower lr (now {})",
@@ -882,7 +1023,17 @@ impl Learner for Ssl {
                 t("adam_m.0", vec![n, h], &self.moments[0].m),
                 t("adam_v.0", vec![n, h], &self.moments[0].v),
                 t("probe", vec![h, c], &self.probe),
-            ],
+            ]
+            .into_iter()
+            .chain(self.head.iter().flat_map(|head| {
+                let d = head.w.len() / h;
+                [
+                    t("head", vec![h, d], &head.w),
+                    t("head_m", vec![h, d], &head.moments.m),
+                    t("head_v", vec![h, d], &head.moments.v),
+                ]
+            }))
+            .collect(),
         }
     }
 
@@ -914,6 +1065,15 @@ impl Learner for Ssl {
                 Some(t) if t.data.len() == dst.len() => dst.copy_from_slice(&t.data),
                 Some(t) => return bad(format!("tensor {name} has shape {:?}", t.shape)),
                 None => return bad(format!("has no tensor {name}")),
+            }
+        }
+        if let Some(head) = &mut self.head {
+            let Moments { m, v } = &mut head.moments;
+            for (name, dst) in [("head", &mut head.w), ("head_m", m), ("head_v", v)] {
+                match c.tensors.iter().find(|t| t.name == name) {
+                    Some(t) if t.data.len() == dst.len() => dst.copy_from_slice(&t.data),
+                    _ => return bad(format!("has no tensor {name} of {} values", dst.len())),
+                }
             }
         }
         self.step = state.step;

@@ -15,7 +15,7 @@ fn small(extra: serde_json::Value) -> LearnerSpec {
 fn nt_xent_gradient_matches_finite_differences() {
     let backend = CpuBackend::single_threaded();
     let (views, h, tau) = (6, 5, 0.5);
-    // Continuous "counts", all with norm > 1 so the normalisation is smooth.
+    // Continuous "counts" (the loss is smooth in them).
     let z: Vec<f32> = (0..views * h)
         .map(|i| 1.0 + ((i * 7919) % 13) as f32 * 0.37)
         .collect();
