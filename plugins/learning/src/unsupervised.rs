@@ -50,17 +50,17 @@
 //! |---|---|---|
 //! | `hidden` | `[100]` | excitatory neurons (one layer) |
 //! | `steps` | 150 | ms each sample is presented for in training |
-//! | `eval_steps` | 100 | steps each sample runs in the model |
+//! | `eval_steps` | 300 | steps each sample runs in the model (more steps, finer counts) |
 //! | `epochs` | 10 | passes over the training data |
 //! | `batch` | 100 | samples between progress reports (and checkpoints when stopped) |
 //! | `max_rate_hz` | 63.75 | Poisson rate of a pixel of value 1 |
 //! | `min_spikes`, `boost_hz`, `max_retries` | 5, 32, 3 | re-presentation of samples that fire too little |
 //! | `tau_ms`, `t_ref_ms` | 100, 5 | excitatory membrane time constant and refractory period |
 //! | `inhibition` | 1.5 | lateral inhibition per spike, in thresholds |
-//! | `theta_plus`, `tau_theta_ms` | 0.001, 1e7 | adaptive threshold increment per spike and its decay |
-//! | `a_plus`, `a_minus` | 0.01, 0.0001 | STDP potentiation and depression |
+//! | `theta_plus`, `tau_theta_ms` | 0.05, 1e7 | adaptive threshold increment per spike and its decay |
+//! | `a_plus`, `a_minus` | 0.002, 0.0001 | STDP potentiation and depression |
 //! | `w_sum` | 0.1 · inputs | each neuron's summed input weight after normalisation |
-//! | `gains` | `[1.25, 1.5, 2, 3, 5]` | candidate model gains, in units of the reference gain |
+//! | `gains` | `[1, 1.1, 1.25, 1.5, 2]` | candidate model gains, in units of the reference gain |
 
 use std::time::Instant;
 
@@ -139,7 +139,7 @@ impl Default for StdpConfig {
         Self {
             hidden: vec![100],
             steps: 150,
-            eval_steps: 100,
+            eval_steps: 300,
             epochs: 10,
             batch: 100,
             max_rate_hz: 63.75,
@@ -149,12 +149,12 @@ impl Default for StdpConfig {
             tau_ms: 100.0,
             t_ref_ms: 5.0,
             inhibition: 1.5,
-            theta_plus: 0.001,
+            theta_plus: 0.05,
             tau_theta_ms: 1e7,
-            a_plus: 0.01,
+            a_plus: 0.002,
             a_minus: 0.0001,
             w_sum: None,
-            gains: vec![1.25, 1.5, 2.0, 3.0, 5.0],
+            gains: vec![1.0, 1.1, 1.25, 1.5, 2.0],
         }
     }
 }
@@ -609,7 +609,7 @@ fn vote_weights(assignment: &[Option<u32>], classes: usize) -> Vec<f32> {
 }
 
 /// The gain at which the median sample's best-driven neuron just reaches its
-/// threshold: a constant current `I` takes the membrane to `I / (1 − β)`.
+/// threshold by the last of the model's steps.
 /// `currents` are the unit-gain currents, `[samples, n]`.
 fn reference_gain(currents: &[f32], n: usize, config: &StdpConfig) -> f32 {
     let mut best: Vec<f32> = currents
@@ -619,8 +619,10 @@ fn reference_gain(currents: &[f32], n: usize, config: &StdpConfig) -> f32 {
     best.sort_by(f32::total_cmp);
     let median = best.get(best.len() / 2).copied().unwrap_or(0.0);
     let beta = evospike_neuron::membrane_decay(DT_MS, config.tau_ms);
+    // From rest, a constant current I reaches I·(1 − β^T)/(1 − β) in T steps.
+    let reach = (1.0 - beta.powi(config.eval_steps as i32)) / (1.0 - beta);
     if median > 0.0 {
-        (1.0 - beta) / median
+        1.0 / (reach * median)
     } else {
         1.0
     }
