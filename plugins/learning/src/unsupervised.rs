@@ -59,7 +59,7 @@
 //! | `inhibition` | 1.5 | lateral inhibition per spike, in thresholds |
 //! | `theta_plus`, `tau_theta_ms` | 0.05, 1e7 | adaptive threshold increment per spike and its decay |
 //! | `a_plus`, `a_minus` | 0.002, 0.0001 | STDP potentiation and depression |
-//! | `w_sum` | 0.1 · inputs | each neuron's summed input weight after normalisation |
+//! | `w_sum` | from the data | each neuron's summed input weight after normalisation; by default set on the first batch so that a neuron with uniform weights is driven toward 12 thresholds by the mean sample (`6.4` for the 8×8 digits), whatever the input size |
 //! | `gains` | `[1, 1.1, 1.25, 1.5, 2]` | candidate model gains, in units of the reference gain |
 
 use std::time::Instant;
@@ -89,6 +89,9 @@ pub const NAME: &str = "STDPUnsupervised";
 
 /// Time step (ms).
 const DT_MS: f32 = 1.0;
+/// The membrane level, in thresholds, that the mean sample drives a neuron with
+/// uniform weights toward when `w_sum` is set from the data.
+const DRIVE_THRESHOLDS: f32 = 12.0;
 /// The output integrators' time constant: nothing survives one step.
 const OUTPUT_TAU_MS: f32 = 1e-3;
 
@@ -128,7 +131,7 @@ pub struct StdpConfig {
     pub a_plus: f32,
     /// STDP depression amplitude.
     pub a_minus: f32,
-    /// Summed input weight per neuron (default 0.1 · inputs).
+    /// Summed input weight per neuron (default: from the data, see the module docs).
     pub w_sum: Option<f32>,
     /// Candidate model gains, in units of the rate per step.
     pub gains: Vec<f32>,
@@ -316,6 +319,7 @@ impl StdpUnsupervised {
             ));
         }
         let (inputs, n) = (spec.input_size, config.hidden[0]);
+        // Until the data is seen (the first batch), D&C's 0.1 per input.
         let w_sum = config.w_sum.unwrap_or(0.1 * inputs as f32);
         let layer = LifLayer::new(n, DT_MS, config.lif(), 0)
             .map_err(|e| PluginError::invalid_parameter(NAME, e.param, e.reason))?;
@@ -388,6 +392,23 @@ impl StdpUnsupervised {
         match self.projection.weights() {
             Weights::Dense(d) => d.values(),
             Weights::Csr(_) => unreachable!("the projection is built dense"),
+        }
+    }
+
+    /// The `w_sum` at which the mean sample drives a neuron with uniform weights
+    /// (`w_sum / inputs` each) toward `DRIVE_THRESHOLDS` thresholds: its mean input
+    /// per step is `rate · Σx · w_sum / inputs`, and the membrane settles at `τ`
+    /// times that.
+    fn data_w_sum(&self, data: &Dataset<'_>) -> f32 {
+        let mean_ink =
+            data.inputs().iter().map(|&x| f64::from(x)).sum::<f64>() / data.len().max(1) as f64;
+        let rate = f64::from(self.config.max_rate_hz * DT_MS / 1000.0);
+        let per_weight =
+            rate * mean_ink / self.spec.input_size as f64 * f64::from(self.config.tau_ms);
+        if per_weight > 0.0 {
+            (f64::from(DRIVE_THRESHOLDS) / per_weight) as f32
+        } else {
+            self.w_sum
         }
     }
 
@@ -705,6 +726,10 @@ impl Learner for StdpUnsupervised {
             ));
         }
         let len = data.len();
+        if self.config.w_sum.is_none() && self.epoch == 0 && self.batch == 0 {
+            self.w_sum = self.data_w_sum(data);
+            self.normalise();
+        }
         let b = self.config.batch;
         let batches = len.div_ceil(b) as u32;
         let mut order: Vec<usize> = (0..len).collect();
@@ -829,7 +854,7 @@ impl Learner for StdpUnsupervised {
             spec: self.spec.clone(),
             epoch: self.epoch,
             batch: self.batch,
-            state: json!({ "running": self.running, "readout": self.readout }),
+            state: json!({ "running": self.running, "readout": self.readout, "w_sum": self.w_sum }),
             tensors: vec![
                 Tensor {
                     name: "weight".into(),
@@ -857,6 +882,7 @@ impl Learner for StdpUnsupervised {
         struct State {
             running: Running,
             readout: ClassVote,
+            w_sum: f32,
         }
         let state: State = match serde_json::from_value(c.state.clone()) {
             Ok(s) => s,
@@ -887,6 +913,7 @@ impl Learner for StdpUnsupervised {
             .threshold_offsets_mut()
             .copy_from_slice(theta);
         self.readout = state.readout;
+        self.w_sum = state.w_sum;
         self.running = state.running;
         self.epoch = c.epoch;
         self.batch = c.batch;
