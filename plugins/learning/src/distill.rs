@@ -18,7 +18,9 @@
 //! mean), a spike-count readout is taken as it is.
 //!
 //! Parameters: `teacher` (required: the model directory), `alpha` (default 0.5, in
-//! \[0, 1\]), `temperature` (default 4, > 0), and every `SurrogateGradient`
+//! \[0, 1\]), `temperature` (default 1, > 0: the scores of spiking networks are
+//! mean membranes of a few units, already soft; the τ = 4 of networks with large
+//! logits flattens them toward uniform), and every `SurrogateGradient`
 //! parameter for the student (`hidden` defaults to `[100]` here).
 //!
 //! The teacher's layers are built from the built-in NEURON plugins; a teacher
@@ -85,7 +87,7 @@ impl DistillConfig {
             }
         };
         let alpha = number("alpha", 0.5)?;
-        let temperature = number("temperature", 4.0)?;
+        let temperature = number("temperature", 1.0)?;
         if !(0.0..=1.0).contains(&alpha) {
             return Err(bad("alpha", format!("must be in [0, 1], got {alpha}")));
         }
