@@ -48,7 +48,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `hidden` | `[100]` | excitatory neurons (one layer) |
+//! | `hidden` | `[400]` | excitatory neurons (one layer) |
 //! | `steps` | 150 | ms each sample is presented for in training |
 //! | `eval_steps` | 300 | steps each sample runs in the model (more steps, finer counts) |
 //! | `epochs` | 10 | passes over the training data |
@@ -140,7 +140,7 @@ pub struct StdpConfig {
 impl Default for StdpConfig {
     fn default() -> Self {
         Self {
-            hidden: vec![100],
+            hidden: vec![400],
             steps: 150,
             eval_steps: 300,
             epochs: 10,
