@@ -71,6 +71,9 @@ pub(crate) struct TrainArgs {
     /// CPU threads (learner parameter `threads`; default every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// The teacher model directory (learner parameter `teacher`, for `--learner Distillation`).
+    #[arg(long, value_name = "MODEL")]
+    teacher: Option<PathBuf>,
     /// Any other learner parameter as KEY=VALUE, the value in JSON (repeatable).
     #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
     params: Vec<String>,
@@ -186,6 +189,16 @@ fn learner_params(args: &TrainArgs) -> anyhow::Result<Params> {
     if let Some(v) = args.threads {
         set("threads", json!(v))?;
     }
+    if let Some(dir) = &args.teacher {
+        if !dir.join(model::MANIFEST_FILE).is_file() {
+            refuse!(
+                "--teacher {}: not a model directory (no {})",
+                dir.display(),
+                model::MANIFEST_FILE
+            );
+        }
+        set("teacher", json!(dir))?;
+    }
     for (key, value) in evospike_launch::parse_arg_pairs(&args.params)? {
         let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
         set(&key, value)?;
@@ -251,6 +264,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 || args.batch.is_some()
                 || args.lr.is_some()
                 || args.steps.is_some()
+                || args.teacher.is_some()
                 || !args.params.is_empty()
             {
                 refuse!("--resume continues with the checkpoint's parameters; drop the learner parameter flags");
@@ -361,9 +375,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                     bar.set_length(u64::from(p.batches));
                     bar.set_position(u64::from(p.batch) + 1);
                     bar.set_message(format!(
-                        "loss {:.4}  train {:.2}%  {:.0} samples/s",
+                        "loss {:.4}{}  {:.0} samples/s",
                         p.loss,
-                        100.0 * p.accuracy,
+                        percent("  train", p.accuracy),
                         p.samples_per_s
                     ));
                 }
@@ -381,11 +395,11 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 match &bar {
                     Some(bar) => {
                         let line = format!(
-                            "epoch {}/{}  loss {:.4}  train {:.2}%{}  {:.0} samples/s  {:.1} s",
+                            "epoch {}/{}  loss {:.4}{}{}  {:.0} samples/s  {:.1} s",
                             s.epoch,
                             s.epochs,
                             s.loss,
-                            100.0 * s.train_accuracy,
+                            percent("  train", s.train_accuracy),
                             s.test_accuracy
                                 .map(|a| format!("  test {:.2}%", 100.0 * a))
                                 .unwrap_or_default(),
@@ -464,6 +478,15 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `"{label} 12.34%"`, or nothing for NaN (a learner without that figure).
+fn percent(label: &str, fraction: f32) -> String {
+    if fraction.is_finite() {
+        format!("{label} {:.2}%", 100.0 * fraction)
+    } else {
+        String::new()
+    }
 }
 
 /// Runs `model` over `data` through the NEURON plugins on every core.

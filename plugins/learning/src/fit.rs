@@ -151,7 +151,7 @@ pub fn accuracy(predicted: &[u32], labels: &[u32]) -> f64 {
 }
 
 /// The model of a trained learner, with provenance (`data_source`, `data_digest`,
-/// `samples`, `learner`, `seed`; the rest is filled in here) and metrics.
+/// `samples`, `learner`, `seed`; the rest is filled in here) and the finite metrics.
 pub fn model_of(
     learner: &dyn Learner,
     mut provenance: Provenance,
@@ -168,7 +168,9 @@ pub fn model_of(
             schema_version: SCHEMA_VERSION,
             network: learner.network().clone(),
             provenance,
-            metrics: metrics.into_iter().collect(),
+            // JSON has no NaN: a figure a learner does not have (the training
+            // accuracy of unsupervised learning) is left out.
+            metrics: metrics.into_iter().filter(|(_, v)| v.is_finite()).collect(),
             files: Default::default(),
         },
         weights: learner.weights(),

@@ -9,7 +9,12 @@
 //!   through a callback, stops between batches when asked, and checkpoints its
 //!   whole state. [`surrogate::SurrogateGradient`] is the built-in supervised one:
 //!   backpropagation through time with a surrogate spike derivative, on the compute
-//!   backend's dense operations.
+//!   backend's dense operations. Built on the same engine through its loss hook:
+//!   [`distill::Distillation`] (a teacher model teaches a smaller student) and
+//!   [`ssl::Ssl`] (contrastive self-supervision on spike counts, then a linear
+//!   probe). [`unsupervised::StdpUnsupervised`] learns without gradients: Diehl &
+//!   Cook's STDP network from the NEURON, ENCODER and PLASTICITY plugins' models.
+//!   Every learner is a LEARNING plugin ([`builtin_plugins`]) chosen by name.
 //! * [`fit::fit`] is the loop every front end shares: epochs, test accuracy,
 //!   checkpoints, cancellation; [`fit::model_of`] turns the result into a
 //!   [`model::Model`].
@@ -46,10 +51,13 @@
 //! ```
 
 pub mod data;
+pub mod distill;
 pub mod fit;
 pub mod infer;
 pub mod model;
 mod plugin;
+pub mod ssl;
 pub mod surrogate;
+pub mod unsupervised;
 
-pub use plugin::{builtin_plugins, SurrogateGradientPlugin};
+pub use plugin::{builtin_plugins, surrogate_gradient_plugin, BuiltinLearner};

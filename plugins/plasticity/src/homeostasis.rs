@@ -102,6 +102,11 @@ impl Homeostasis {
     pub fn rate_estimates(&self) -> &[f32] {
         &self.rate
     }
+
+    /// The adaptive threshold offsets θ, writable (to restore a checkpoint).
+    pub fn threshold_offsets_mut(&mut self) -> &mut [f32] {
+        &mut self.theta
+    }
 }
 
 impl PlasticityRule for Homeostasis {

@@ -164,6 +164,14 @@ impl Stdp {
         stdp
     }
 
+    /// Sets every pre- and postsynaptic trace to zero, as a long pause would: the
+    /// next presentation of a sample pairs only its own spikes (in place of the
+    /// rest period between samples of Diehl & Cook 2015).
+    pub fn reset_traces(&mut self) {
+        self.pre_trace.fill(0.0);
+        self.post_trace.fill(0.0);
+    }
+
     /// Slow postsynaptic rate estimates in Hz (meta-plastic rules only).
     pub fn rate_estimates(&self) -> Option<&[f32]> {
         self.meta.as_ref().map(|m| &m.rate[..])
@@ -415,6 +423,30 @@ mod tests {
             "rate estimate {r} Hz vs 40 Hz"
         );
         assert!((rule.depression_scale()[0] - r / 10.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn reset_traces_forgets_earlier_spikes() {
+        // pre at t = 0, post at t = 1: potentiation, unless the traces were reset between.
+        let run = |reset: bool| {
+            let p = StdpParams::from_params(&Params::new()).unwrap();
+            let mut rule = Stdp::new(1, 1, 1.0, p);
+            let mut w = vec![0.5f32];
+            for (t, (pre, post)) in [(true, false), (false, true)].into_iter().enumerate() {
+                if reset && t == 1 {
+                    rule.reset_traces();
+                }
+                let dense = WeightsMut::Dense {
+                    rows: 1,
+                    cols: 1,
+                    values: &mut w,
+                };
+                rule.update(&one_bit(pre), &one_bit(post), dense);
+            }
+            w[0]
+        };
+        assert!(run(false) > 0.5);
+        assert_eq!(run(true), 0.5);
     }
 
     #[test]

@@ -109,9 +109,27 @@ impl Workspace {
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// The loss hook's view of a batch of `rows` after [`forward`]: the scores
+    /// (`[rows, width]`: class scores, or spike counts with a count readout) and
+    /// the buffer for ∂L/∂scores that [`backward`] starts from.
+    pub(crate) fn scores_and_grad(&mut self, rows: usize) -> (&[f32], &mut [f32]) {
+        let width = self.logits.len() / self.capacity.max(1);
+        (
+            &self.logits[..rows * width],
+            &mut self.grad_logits[..rows * width],
+        )
+    }
+
+    /// Layer `l`'s spikes of the last [`forward`] of `rows` samples, `[T·rows, size]`
+    /// step-major.
+    pub(crate) fn spikes(&self, l: usize, rows: usize, steps: usize) -> &[f32] {
+        let n = self.layers[l].v.len() / self.capacity.max(1);
+        &self.layers[l].spikes[..steps * rows * n]
+    }
 }
 
-fn gemm(
+pub(crate) fn gemm(
     backend: &dyn Backend,
     (a, a_shape, op_a): (&[f32], (usize, usize), Op),
     (b, b_shape, op_b): (&[f32], (usize, usize), Op),
@@ -223,22 +241,39 @@ pub(crate) fn forward(
 
 /// Softmax cross-entropy of the scores against `labels`: writes ∂L/∂scores (mean
 /// over the batch) and returns `(summed loss, correct predictions)`.
+#[cfg(test)]
 pub(crate) fn cross_entropy(classes: usize, labels: &[u32], ws: &mut Workspace) -> (f64, usize) {
+    let (scores, grad) = ws.scores_and_grad(labels.len());
+    cross_entropy_of(classes, labels, scores, grad)
+}
+
+/// `softmax(z / temperature)` into `out`.
+pub(crate) fn softmax(z: &[f32], temperature: f32, out: &mut [f32]) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for (o, &z) in out.iter_mut().zip(z) {
+        *o = ((z - max) / temperature).exp();
+        sum += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= sum;
+    }
+}
+
+/// [`cross_entropy`] on explicit score and gradient buffers (`[B, classes]`).
+pub(crate) fn cross_entropy_of(
+    classes: usize,
+    labels: &[u32],
+    scores: &[f32],
+    grad: &mut [f32],
+) -> (f64, usize) {
     let b = labels.len();
     let inv_b = 1.0 / b as f32;
     let (mut loss, mut correct) = (0.0f64, 0usize);
     for (i, &y) in labels.iter().enumerate() {
-        let z = &ws.logits[i * classes..(i + 1) * classes];
-        let g = &mut ws.grad_logits[i * classes..(i + 1) * classes];
-        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for (g, &z) in g.iter_mut().zip(z) {
-            *g = (z - max).exp();
-            sum += *g;
-        }
-        for g in g.iter_mut() {
-            *g /= sum;
-        }
+        let z = &scores[i * classes..(i + 1) * classes];
+        let g = &mut grad[i * classes..(i + 1) * classes];
+        softmax(z, 1.0, g);
         loss -= f64::from(g[y as usize].max(1e-30).ln());
         if argmax(z) == y as usize {
             correct += 1;

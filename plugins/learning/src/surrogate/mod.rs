@@ -30,7 +30,7 @@
 //! | `shift` | side / 14 (8×8: 0, 28×28: 2) | random shift augmentation in pixels (images only; 0 = off) |
 //! | `threads` | 0 | CPU threads (0: every core, or `DEVICE`'s ArrayFire device) |
 
-mod adam;
+pub(crate) mod adam;
 pub(crate) mod engine;
 
 use std::time::Instant;
@@ -197,13 +197,13 @@ impl Config {
 }
 
 /// The key a serde error is about (`unknown field `x``), for the error's `param`.
-fn param_name(e: &serde_json::Error) -> String {
+pub(crate) fn param_name(e: &serde_json::Error) -> String {
     let text = e.to_string();
     text.split('`').nth(1).unwrap_or("params").to_owned()
 }
 
 /// The time step every trained network uses (ms).
-const DT_MS: f32 = 1.0;
+pub(crate) const DT_MS: f32 = 1.0;
 
 /// Running sums of a (possibly interrupted) epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -212,6 +212,39 @@ struct Running {
     correct: u64,
     seen: u64,
     seconds: f64,
+}
+
+/// One batch as the loss hook sees it.
+pub(crate) struct LossBatch<'a> {
+    /// The (augmented) inputs the network saw, `[B, inputs]`.
+    pub(crate) x: &'a [f32],
+    /// Their labels.
+    pub(crate) labels: &'a [u32],
+    /// The network's class scores, `[B, classes]`.
+    pub(crate) scores: &'a [f32],
+    /// ∂L/∂scores to write, `[B, classes]`, already divided by B.
+    pub(crate) grad: &'a mut [f32],
+    /// Classes.
+    pub(crate) classes: usize,
+}
+
+/// The loss of a batch: the hook by which learners built on this engine change
+/// what is minimised (cross-entropy here, the distillation loss in
+/// [`crate::distill`]) while the forward and backward passes stay the same.
+pub(crate) trait BatchLoss {
+    /// Writes ∂L/∂scores and returns `(loss summed over the batch, correct predictions)`.
+    fn loss(&mut self, batch: LossBatch<'_>) -> Result<(f64, usize), PluginError>;
+}
+
+/// Softmax cross-entropy against the labels.
+pub(crate) struct CrossEntropy;
+
+impl BatchLoss for CrossEntropy {
+    fn loss(&mut self, b: LossBatch<'_>) -> Result<(f64, usize), PluginError> {
+        Ok(engine::cross_entropy_of(
+            b.classes, b.labels, b.scores, b.grad,
+        ))
+    }
 }
 
 /// The `SurrogateGradient` learner.
@@ -246,19 +279,19 @@ impl std::fmt::Debug for SurrogateGradient {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> PluginError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> PluginError {
     PluginError::failed(NAME, e.to_string())
 }
 
 /// A seed for one purpose: `seed`, mixed with the purpose's numbers.
-fn sub_seed(seed: u64, parts: &[u64]) -> u64 {
+pub(crate) fn sub_seed(seed: u64, parts: &[u64]) -> u64 {
     parts.iter().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, &p| {
         (h ^ p).wrapping_mul(0x0100_0000_01B3).rotate_left(29) ^ 0xD6E8_FEB8_6659_FD93
     })
 }
 
 /// `τ = −dt / ln β`, as `tau_ms` for the plugins.
-fn tau_for(beta: f32) -> f32 {
+pub(crate) fn tau_for(beta: f32) -> f32 {
     (-f64::from(DT_MS) / f64::from(beta).ln()) as f32
 }
 
@@ -350,6 +383,21 @@ impl SurrogateGradient {
         })
     }
 
+    /// The spec it was built from.
+    pub fn spec(&self) -> &LearnerSpec {
+        &self.spec
+    }
+
+    /// The `threads` parameter (0: every core).
+    pub fn threads(&self) -> usize {
+        self.config.threads
+    }
+
+    /// The largest batch it trains or predicts at once.
+    pub fn batch_capacity(&self) -> usize {
+        self.ws.capacity()
+    }
+
     fn learning_rate(&self, batch: u32, batches: u32) -> f32 {
         match self.config.schedule {
             Schedule::Constant => self.config.lr,
@@ -388,133 +436,12 @@ impl SurrogateGradient {
         }
     }
 
-    fn check_data(&self, data: &Dataset<'_>) -> Result<(), PluginError> {
-        if data.num_inputs() != self.spec.input_size {
-            return Err(PluginError::invalid_parameter(
-                NAME,
-                "data",
-                format!(
-                    "samples have {} values but the network takes {}",
-                    data.num_inputs(),
-                    self.spec.input_size
-                ),
-            ));
-        }
-        if data.num_classes() > self.spec.classes.len() {
-            return Err(PluginError::invalid_parameter(
-                NAME,
-                "data",
-                format!(
-                    "the data has {} classes but the network {}",
-                    data.num_classes(),
-                    self.spec.classes.len()
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The network this learner's config describes (what a model records).
-fn network_spec(spec: &LearnerSpec, config: &Config, tau: f32, shape: &Shape) -> NetworkSpec {
-    let lif_params = json!({
-        "tau_ms": tau, "v_rest": 0.0, "v_reset": 0.0,
-        "v_threshold": config.threshold, "t_ref_ms": 0.0,
-    });
-    let as_map = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
-    let mut layers: Vec<LayerDef> = config
-        .hidden
-        .iter()
-        .enumerate()
-        .map(|(i, &size)| LayerDef {
-            name: if config.hidden.len() == 1 {
-                "hidden".into()
-            } else {
-                format!("hidden{}", i + 1)
-            },
-            neuron: "LIFNeuron".into(),
-            size,
-            params: as_map(lif_params.clone()),
-        })
-        .collect();
-    layers.push(LayerDef {
-        name: "output".into(),
-        neuron: match shape.readout {
-            Readout::Membrane => "LeakyIntegrator".into(),
-            Readout::Count => "LIFNeuron".into(),
-        },
-        size: spec.classes.len(),
-        params: match shape.readout {
-            Readout::Membrane => as_map(json!({ "tau_ms": tau })),
-            Readout::Count => as_map(lif_params),
-        },
-    });
-    NetworkSpec {
-        input_size: spec.input_size,
-        input_shape: spec.input_shape.clone(),
-        encoder: EncoderDef {
-            plugin: "CurrentEncoder".into(),
-            params: Params::new(),
-        },
-        dt_ms: DT_MS,
-        steps_per_sample: config.steps,
-        layers,
-        classes: spec.classes.clone(),
-        readout: match shape.readout {
-            Readout::Membrane => evospike_plugin_api::Readout::Membrane,
-            Readout::Count => evospike_plugin_api::Readout::SpikeCount,
-        },
-    }
-}
-
-/// Copies an `h x w` image shifted by `(dy, dx)` pixels, filling with zeros.
-fn shift_image(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: i64, dx: i64) {
-    dst.fill(0.0);
-    for y in 0..h as i64 {
-        let sy = y - dy;
-        if sy < 0 || sy >= h as i64 {
-            continue;
-        }
-        let (x0, x1) = (dx.max(0), (w as i64 + dx).min(w as i64));
-        if x0 >= x1 {
-            continue;
-        }
-        let d = (y as usize) * w;
-        let s = (sy as usize) * w;
-        dst[d + x0 as usize..d + x1 as usize]
-            .copy_from_slice(&src[s + (x0 - dx) as usize..s + (x1 - dx) as usize]);
-    }
-}
-
-impl Learner for SurrogateGradient {
-    fn network(&self) -> &NetworkSpec {
-        &self.network
-    }
-
-    fn hyperparameters(&self) -> Params {
-        let mut p = serde_json::to_value(&self.config)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default();
-        p.insert("shift".into(), self.shift.into());
-        p.insert(
-            "slope".into(),
-            json!(match self.shape.lif.surrogate {
-                Surrogate::FastSigmoid { slope } => slope,
-                Surrogate::Arctan { alpha } => alpha,
-            }),
-        );
-        p
-    }
-
-    fn position(&self) -> (u32, u32) {
-        (self.epoch, self.batch)
-    }
-
-    fn train_epoch(
+    /// One epoch (or the rest of one) with `loss` as the loss hook; see [`BatchLoss`].
+    pub(crate) fn train_epoch_with(
         &mut self,
         data: &Dataset<'_>,
         progress: &mut dyn FnMut(&Progress) -> Control,
+        loss_hook: &mut dyn BatchLoss,
     ) -> Result<EpochReport, PluginError> {
         self.check_data(data)?;
         if data.labels().is_none() {
@@ -555,7 +482,14 @@ impl Learner for SurrogateGradient {
                 &mut self.ws,
             )
             .map_err(failed)?;
-            let (loss, correct) = engine::cross_entropy(classes, &self.labels, &mut self.ws);
+            let (scores, grad) = self.ws.scores_and_grad(rows);
+            let (loss, correct) = loss_hook.loss(LossBatch {
+                x,
+                labels: &self.labels,
+                scores,
+                grad,
+                classes,
+            })?;
             engine::backward(
                 self.backend.as_ref(),
                 &self.shape,
@@ -615,6 +549,142 @@ impl Learner for SurrogateGradient {
             self.running = Running::default();
         }
         Ok(report)
+    }
+
+    fn check_data(&self, data: &Dataset<'_>) -> Result<(), PluginError> {
+        if data.num_inputs() != self.spec.input_size {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                format!(
+                    "samples have {} values but the network takes {}",
+                    data.num_inputs(),
+                    self.spec.input_size
+                ),
+            ));
+        }
+        if data.num_classes() > self.spec.classes.len() {
+            return Err(PluginError::invalid_parameter(
+                NAME,
+                "data",
+                format!(
+                    "the data has {} classes but the network {}",
+                    data.num_classes(),
+                    self.spec.classes.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The network this learner's config describes (what a model records).
+pub(crate) fn network_spec(
+    spec: &LearnerSpec,
+    config: &Config,
+    tau: f32,
+    shape: &Shape,
+) -> NetworkSpec {
+    let lif_params = json!({
+        "tau_ms": tau, "v_rest": 0.0, "v_reset": 0.0,
+        "v_threshold": config.threshold, "t_ref_ms": 0.0,
+    });
+    let as_map = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let mut layers: Vec<LayerDef> = config
+        .hidden
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| LayerDef {
+            name: if config.hidden.len() == 1 {
+                "hidden".into()
+            } else {
+                format!("hidden{}", i + 1)
+            },
+            neuron: "LIFNeuron".into(),
+            size,
+            params: as_map(lif_params.clone()),
+        })
+        .collect();
+    layers.push(LayerDef {
+        name: "output".into(),
+        neuron: match shape.readout {
+            Readout::Membrane => "LeakyIntegrator".into(),
+            Readout::Count => "LIFNeuron".into(),
+        },
+        size: spec.classes.len(),
+        params: match shape.readout {
+            Readout::Membrane => as_map(json!({ "tau_ms": tau })),
+            Readout::Count => as_map(lif_params),
+        },
+    });
+    NetworkSpec {
+        input_size: spec.input_size,
+        input_shape: spec.input_shape.clone(),
+        encoder: EncoderDef {
+            plugin: "CurrentEncoder".into(),
+            params: Params::new(),
+        },
+        dt_ms: DT_MS,
+        steps_per_sample: config.steps,
+        layers,
+        classes: spec.classes.clone(),
+        readout: match shape.readout {
+            Readout::Membrane => evospike_plugin_api::Readout::Membrane,
+            Readout::Count => evospike_plugin_api::Readout::SpikeCount,
+        },
+    }
+}
+
+/// Copies an `h x w` image shifted by `(dy, dx)` pixels, filling with zeros.
+pub(crate) fn shift_image(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: i64, dx: i64) {
+    dst.fill(0.0);
+    for y in 0..h as i64 {
+        let sy = y - dy;
+        if sy < 0 || sy >= h as i64 {
+            continue;
+        }
+        let (x0, x1) = (dx.max(0), (w as i64 + dx).min(w as i64));
+        if x0 >= x1 {
+            continue;
+        }
+        let d = (y as usize) * w;
+        let s = (sy as usize) * w;
+        dst[d + x0 as usize..d + x1 as usize]
+            .copy_from_slice(&src[s + (x0 - dx) as usize..s + (x1 - dx) as usize]);
+    }
+}
+
+impl Learner for SurrogateGradient {
+    fn network(&self) -> &NetworkSpec {
+        &self.network
+    }
+
+    fn hyperparameters(&self) -> Params {
+        let mut p = serde_json::to_value(&self.config)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        p.insert("shift".into(), self.shift.into());
+        p.insert(
+            "slope".into(),
+            json!(match self.shape.lif.surrogate {
+                Surrogate::FastSigmoid { slope } => slope,
+                Surrogate::Arctan { alpha } => alpha,
+            }),
+        );
+        p
+    }
+
+    fn position(&self) -> (u32, u32) {
+        (self.epoch, self.batch)
+    }
+
+    fn train_epoch(
+        &mut self,
+        data: &Dataset<'_>,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+    ) -> Result<EpochReport, PluginError> {
+        self.train_epoch_with(data, progress, &mut CrossEntropy)
     }
 
     fn predict(&mut self, data: &Dataset<'_>) -> Result<Vec<u32>, PluginError> {
@@ -749,4 +819,4 @@ pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
