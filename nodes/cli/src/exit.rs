@@ -92,7 +92,9 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
 fn bus_class(err: &BusError) -> Option<u8> {
     match err {
         BusError::Unreachable { .. } => Some(UNREACHABLE),
-        BusError::InvalidName { .. } | BusError::Config(_) => Some(INVALID_INPUT),
+        BusError::InvalidName { .. } | BusError::Config(_) | BusError::Security(_) => {
+            Some(INVALID_INPUT)
+        }
         _ => None,
     }
 }
