@@ -8,7 +8,9 @@
 //!   liveliness token, to serve its health (and its services' methods);
 //! - to **subscribe** to its inputs (and only those are delivered to it);
 //! - to see who is there: declarations, liveliness and health queries of its
-//!   namespace, which the runtime needs to wait for subscribers and to drain.
+//!   namespace, which the runtime needs to wait for subscribers and to drain,
+//!   and to be asked (queries reach it on wildcard keys such as `health/**`;
+//!   it answers only for itself).
 //!
 //! Routers link to each other unrestricted (their sessions are told apart by
 //! their Zenoh ids, [`Acl::routers`]), so a node is checked once, by the router
@@ -132,19 +134,25 @@ impl AclNode {
                 id("serve"),
                 &["declare_queryable", "reply"],
                 INGRESS,
-                served.clone(),
+                served,
             ),
-            Rule::new(id("serve-queries"), &["query"], EGRESS, served),
             Rule::new(
                 id("observe"),
+                // Requests reach the node on wildcard keys (`health/**`,
+                // `@node/*`): a rule must include the key asked, so these
+                // cover the namespace; the node answers only for itself.
                 &[
                     "declare_subscriber",
                     "declare_queryable",
                     "liveliness_token",
                     "reply",
+                    "query",
+                    "liveliness_query",
+                    "declare_liveliness_subscriber",
                 ],
                 EGRESS,
-                vec![keys.everything()],
+                // `@node` is a verbatim chunk: `**` does not match it.
+                vec![keys.everything(), keys.all_nodes()],
             ),
             Rule::new(
                 id("discover"),
@@ -164,6 +172,12 @@ impl AclNode {
         }
         Ok(rules)
     }
+}
+
+/// Every key of every namespace, liveliness tokens included (`@node` is a
+/// verbatim chunk that `**` does not match).
+fn operator_keys() -> Vec<String> {
+    vec!["evospike/**".into(), "evospike/*/@node/*".into()]
 }
 
 const ALL_MESSAGES: &[&str] = &[
@@ -197,8 +211,9 @@ impl Acl {
             rules.extend(node_rules.iter().map(Rule::to_json));
         }
         if !self.routers.is_empty() {
-            rules
-                .push(Rule::new("routers".into(), ALL_MESSAGES, BOTH, vec!["**".into()]).to_json());
+            let mut everything = operator_keys();
+            everything.push("**".into());
+            rules.push(Rule::new("routers".into(), ALL_MESSAGES, BOTH, everything).to_json());
             subjects.push(json!({"id": "routers", "zids": self.routers}));
             policies.push(
                 json!({"id": "policy:routers", "rules": ["routers"], "subjects": ["routers"]}),
@@ -215,7 +230,7 @@ impl Acl {
                         "declare_liveliness_subscriber",
                     ],
                     INGRESS,
-                    vec!["evospike/**".into()],
+                    operator_keys(),
                 )
                 .to_json(),
             );
@@ -231,7 +246,7 @@ impl Acl {
                         "liveliness_token",
                     ],
                     EGRESS,
-                    vec!["evospike/**".into()],
+                    operator_keys(),
                 )
                 .to_json(),
             );

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, SystemTime};
 
+use evospike_schemas::contract;
 use regex::Regex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
@@ -519,6 +520,11 @@ impl Supervisor {
         let failure = match &status {
             Ok(s) if s.success() => None,
             Ok(s) => Some(match (s.code(), s.signal()) {
+                (Some(code), _) if code == i32::from(contract::EXIT_UNREACHABLE) => format!(
+                    "exited with status {code}: it could not reach any router at its connect \
+                     endpoints (is the router up, are the address, port, certificates and \
+                     credentials right?)"
+                ),
                 (Some(code), _) => format!("exited with status {code}"),
                 (None, Some(sig)) => format!("killed by {}", signal_name(sig)),
                 (None, None) => format!("ended with {s}"),

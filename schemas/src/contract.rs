@@ -100,6 +100,10 @@ pub struct NodeTopics {
     pub serves: Vec<String>,
 }
 
+/// The exit code of a node (or tool) whose bus could not reach any of its
+/// connect endpoints: the launcher reports it as such.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
 /// The Zenoh endpoint of the default local router (`evospike router`).
 pub const DEFAULT_ROUTER: &str = "tcp/127.0.0.1:7447";
 

@@ -185,14 +185,21 @@ pub async fn run_kind<K: NodeKind>(args: NodeArgs) -> Result<(), NodeError> {
             records,
         ));
     }
+    let metrics = node.metrics_handle();
     let result = K::run(node, params).await;
     if let Err(err) = &result {
         tracing::error!(err = %crate::error_chain(err), "node {name} failed");
     }
-    // What reached this node, and how: the multi-host tests check that payloads
-    // crossed the network rather than shared memory.
+    // What reached this node, and how, and which steps it never got: the
+    // multi-host tests check that payloads crossed the network rather than
+    // shared memory, and that every lost step was reported as a gap.
     let stats = bus.receive_stats();
+    let count =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
+        steps = count(&metrics.steps),
+        gaps = count(&metrics.gaps),
+        duplicates = count(&metrics.duplicates),
         received = stats.received,
         in_place = stats.in_place,
         copies = stats.copies,

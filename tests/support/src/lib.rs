@@ -79,6 +79,12 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Res
 /// every node logs when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BusTotals {
+    /// Steps the node computed (or published).
+    pub steps: u64,
+    /// Input steps that never arrived, reported as gaps.
+    pub gaps: u64,
+    /// Input steps that arrived twice or out of order.
+    pub duplicates: u64,
     /// Payloads received.
     pub received: u64,
     /// Read in place, without a copy.
@@ -102,6 +108,9 @@ pub fn bus_totals(lines: &[String], node: &str) -> Option<BusTotals> {
             .ok()
     };
     Some(BusTotals {
+        steps: field("steps")?,
+        gaps: field("gaps")?,
+        duplicates: field("duplicates")?,
         received: field("received")?,
         in_place: field("in_place")?,
         copies: field("copies")?,
@@ -257,16 +266,20 @@ mod tests {
     fn bus_totals_are_read_from_the_log_line() {
         let lines = vec![
             "x".to_string(),
-            "[layer1:err] 2026 INFO node layer1 bus totals received=300 in_place=280 copies=20 shm=0"
+            "[layer1:err] 2026 INFO node layer1 bus totals steps=300 gaps=2 duplicates=0 \
+             received=298 in_place=280 copies=18 shm=0"
                 .to_string(),
         ];
         let totals = bus_totals(&lines, "layer1").unwrap();
         assert_eq!(
             totals,
             BusTotals {
-                received: 300,
+                steps: 300,
+                gaps: 2,
+                duplicates: 0,
+                received: 298,
                 in_place: 280,
-                copies: 20,
+                copies: 18,
                 shm: 0
             }
         );
