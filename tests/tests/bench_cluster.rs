@@ -5,9 +5,11 @@
 //! in one run. Ignored by default (it measures, it does not check):
 //!
 //! ```sh
-//! cargo build --release -p evospike -p evospike-tests
+//! cargo build --release -p evospike-tests --bin bus-bench
 //! cargo test --release -p evospike-tests --test bench_cluster -- --ignored --nocapture
 //! ```
+//!
+//! (`evospike certs` of the debug build makes the certificates.)
 
 use std::process::Command;
 use std::time::Duration;
@@ -17,13 +19,26 @@ use evospike_testkit::{free_port, workspace_bin, Child};
 
 const SIZES: [usize; 2] = [64, 65536];
 
+/// The evospike binary that makes the certificates: the debug build's (kept up
+/// to date by the test suite), else the one beside this test.
+fn evospike() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|d| d.parent()).unwrap();
+    let debug = profile.with_file_name("debug").join("evospike");
+    if debug.exists() {
+        debug
+    } else {
+        profile.join("evospike")
+    }
+}
+
 #[test]
 #[ignore = "a benchmark: run with --ignored --nocapture"]
 fn two_hosts_tcp_and_tls() {
     let hosts = TwoHosts::create("evb").expect("test hosts (root, iproute2)");
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let status = Command::new(workspace_bin("evospike"))
+    let status = Command::new(evospike())
         .arg("certs")
         .arg("--out")
         .arg(&certs)
