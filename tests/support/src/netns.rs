@@ -41,16 +41,19 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl TwoHosts {
-    /// Creates the namespaces `<prefix>a` and `<prefix>b`, linked by a veth pair
-    /// with addresses 10.213.<n>.1 and .2 (n from the process id, so parallel test
-    /// runs do not collide). `Err` says why it is not possible here (not root, no
+    /// Creates the namespaces `<prefix><pid>x<n>a` and `…b`, linked by a veth
+    /// pair with addresses 10.213.<k>.1 and .2 (from the process id and a
+    /// counter, so parallel tests and test runs do not collide). `Err` says why it is not possible here (not root, no
     /// `ip`, no netns support).
     pub fn create(prefix: &str) -> Result<TwoHosts, String> {
+        // Unique per process and per call: tests of one binary run in parallel.
+        static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = std::process::id();
-        let names = [format!("{prefix}{id}a"), format!("{prefix}{id}b")];
-        let subnet = id % 250 + 1;
+        let names = [format!("{prefix}{id}x{n}a"), format!("{prefix}{id}x{n}b")];
+        let subnet = (id + n) % 250 + 1;
         let addrs = [format!("10.213.{subnet}.1"), format!("10.213.{subnet}.2")];
-        let veth = [format!("ve{id}a"), format!("ve{id}b")];
+        let veth = [format!("ve{id}x{n}a"), format!("ve{id}x{n}b")];
         // From here on, Drop cleans up whatever was made.
         let mut hosts = TwoHosts {
             names,
