@@ -5,6 +5,9 @@
 //! - the link goes down for 2 s, well inside Zenoh's lease (10 s): the blocked
 //!   publisher waits, nothing deadlocks, and every step reaches layer1 or is
 //!   reported as a gap;
+//! - the link goes down for 12 s, longer than the lease: the sessions close,
+//!   the publisher is released, the peers reconnect when the link is back, and
+//!   again every step reaches layer1 or is reported as a gap;
 //! - the link is degraded with `tc netem` (delay, jitter, loss) — or, on a
 //!   kernel without `sch_netem` (like the CI VM's), with a token bucket (`tbf`)
 //!   below the pipeline's rate, which holds packets back (delay, jitter): the
@@ -75,19 +78,44 @@ fn run_cluster(hosts: &TwoHosts, steps: u64, during: impl FnOnce()) -> BusTotals
     bus_totals(&lines, "layer1").expect("layer1's totals")
 }
 
+/// Runs the cluster for `steps` with the link down for `down` once it scores.
+fn partitioned(name: &str, steps: u64, down: Duration) -> Option<BusTotals> {
+    let hosts = hosts_or_skip(name)?;
+    let device = hosts.devices[0].clone();
+    let layer1 = run_cluster(&hosts, steps, || {
+        hosts.ip(0, &["link", "set", &device, "down"]).unwrap();
+        std::thread::sleep(down); // the fault itself
+        hosts.ip(0, &["link", "set", &device, "up"]).unwrap();
+    });
+    eprintln!("layer1 after a {down:?} partition: {layer1:?}");
+    Some(layer1)
+}
+
+#[test]
+fn a_partition_longer_than_the_lease_loses_nothing_silently() {
+    const STEPS: u64 = 6000;
+    let Some(layer1) = partitioned("evo", STEPS, Duration::from_secs(12)) else {
+        return;
+    };
+    assert_eq!(layer1.steps, STEPS, "{layer1:?}");
+    assert_eq!(layer1.duplicates, 0, "{layer1:?}");
+    assert_eq!(
+        layer1.received + layer1.gaps,
+        STEPS,
+        "every step delivered or reported: {layer1:?}"
+    );
+    assert!(
+        layer1.gaps > 0,
+        "steps published meanwhile were lost: {layer1:?}"
+    );
+}
+
 #[test]
 fn a_short_partition_loses_nothing_silently() {
     const STEPS: u64 = 2500;
-    let Some(hosts) = hosts_or_skip("evp") else {
+    let Some(layer1) = partitioned("evp", STEPS, Duration::from_secs(2)) else {
         return;
     };
-    let device = hosts.devices[0].clone();
-    let layer1 = run_cluster(&hosts, STEPS, || {
-        hosts.ip(0, &["link", "set", &device, "down"]).unwrap();
-        std::thread::sleep(Duration::from_secs(2)); // the fault itself lasts 2 s
-        hosts.ip(0, &["link", "set", &device, "up"]).unwrap();
-    });
-    eprintln!("layer1 after a 2 s partition: {layer1:?}");
     assert_eq!(layer1.steps, STEPS, "{layer1:?}");
     assert_eq!(layer1.duplicates, 0, "{layer1:?}");
     assert_eq!(
