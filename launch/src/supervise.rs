@@ -520,11 +520,6 @@ impl Supervisor {
         let failure = match &status {
             Ok(s) if s.success() => None,
             Ok(s) => Some(match (s.code(), s.signal()) {
-                (Some(code), _) if code == i32::from(contract::EXIT_UNREACHABLE) => format!(
-                    "exited with status {code}: it could not reach any router at its connect \
-                     endpoints (is the router up, are the address, port, certificates and \
-                     credentials right?)"
-                ),
                 (Some(code), _) => format!("exited with status {code}"),
                 (None, Some(sig)) => format!("killed by {}", signal_name(sig)),
                 (None, None) => format!("ended with {s}"),
@@ -535,7 +530,15 @@ impl Supervisor {
         let how = failure
             .clone()
             .unwrap_or_else(|| "exited with status 0".into());
-        self.out.launcher(format!("{name} (pid {pid}) {how}"));
+        // The node's own error says more; the launcher says what it means.
+        let hint = match &status {
+            Ok(s) if s.code() == Some(i32::from(contract::EXIT_UNREACHABLE)) => {
+                ": it could not reach any router at its connect endpoints (is the router up, \
+                 are the address, port, certificates and credentials right?)"
+            }
+            _ => "",
+        };
+        self.out.launcher(format!("{name} (pid {pid}) {how}{hint}"));
 
         if shutting_down {
             slot.finish(NodeResult::Stopped);
