@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use evospike_schemas::contract::{self, env};
 
+use crate::security::{read_acl, AuthConfig, SecurityError, TlsConfig};
 use crate::BusError;
 
 /// Which transport carries the bus: the COMMUNICATION choice of a deployment.
@@ -88,6 +89,16 @@ pub struct BusConfig {
     pub queue_capacity: usize,
     /// Domain of the local transport (buses in one process with the same domain meet).
     pub local_domain: String,
+    /// TLS (and mutual TLS) on `tls/` endpoints; when set, every endpoint must be `tls/`.
+    pub tls: Option<TlsConfig>,
+    /// User/password authentication.
+    pub auth: AuthConfig,
+    /// An access-control file (JSON: Zenoh's `access_control` section) that this
+    /// session — a router — enforces on the sessions connected to it.
+    pub acl: Option<std::path::PathBuf>,
+    /// A fixed Zenoh id (hex, at most 32 digits) instead of a random one: routers
+    /// of a secured cluster are known to each other's access-control lists by it.
+    pub zid: Option<String>,
 }
 
 mod duration_ms {
@@ -118,6 +129,10 @@ impl Default for BusConfig {
             connect_timeout: Duration::from_secs(5),
             queue_capacity: 1024,
             local_domain: "default".to_string(),
+            tls: None,
+            auth: AuthConfig::default(),
+            acl: None,
+            zid: None,
         }
     }
 }
@@ -176,7 +191,82 @@ impl BusConfig {
         if let Some(ns) = var(env::NAMESPACE) {
             self.namespace = ns;
         }
+        self.security_from_env(&var)?;
         Ok(self)
+    }
+
+    /// The `EVOSPIKE_BUS_TLS_*`, `EVOSPIKE_BUS_USER`/`PASSWORD`/`USERS_FILE` and
+    /// `EVOSPIKE_BUS_ACL` variables.
+    fn security_from_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), BusError> {
+        let path = |name| {
+            var(name)
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from)
+        };
+        let (ca, cert, key) = (
+            path(env::BUS_TLS_CA),
+            path(env::BUS_TLS_CERT),
+            path(env::BUS_TLS_KEY),
+        );
+        let mtls = match var(env::BUS_TLS_MTLS) {
+            None => None,
+            Some(v) => Some(contract::parse_flag(&v).ok_or_else(|| {
+                BusError::Config(format!(
+                    "{}={v:?}: expected 1/true/on/yes or 0/false/off/no",
+                    env::BUS_TLS_MTLS
+                ))
+            })?),
+        };
+        if ca.is_some() || cert.is_some() || key.is_some() || mtls.is_some() {
+            let mut tls = self.tls.take().unwrap_or_default();
+            if let Some(ca) = ca {
+                tls.ca = ca;
+            }
+            tls.cert = cert.or(tls.cert);
+            tls.key = key.or(tls.key);
+            tls.mtls = mtls.unwrap_or(tls.mtls);
+            self.tls = Some(tls);
+        }
+        if let Some(user) = var(env::BUS_USER) {
+            self.auth.user = Some(user);
+        }
+        if let Some(password) = var(env::BUS_PASSWORD) {
+            self.auth.password = Some(password);
+        }
+        if let Some(file) = path(env::BUS_SECRET_FILE) {
+            self.auth.secret_file = Some(file);
+        }
+        if let Some(file) = path(env::BUS_USERS_FILE) {
+            self.auth.users_file = Some(file);
+        }
+        if let Some(file) = path(env::BUS_ACL) {
+            self.acl = Some(file);
+        }
+        if let Some(zid) = var(env::BUS_ZID).filter(|v| !v.is_empty()) {
+            self.zid = Some(zid);
+        }
+        Ok(())
+    }
+
+    /// Every endpoint uses TLS when TLS is configured: a plain `tcp/` listener
+    /// beside a `tls/` one would be a way around it.
+    fn check_endpoints(&self) -> Result<(), BusError> {
+        let Some(_) = &self.tls else {
+            return Ok(());
+        };
+        for (what, endpoints) in [("listen", &self.listen), ("connect", &self.connect)] {
+            if let Some(plain) = endpoints.iter().find(|e| !e.starts_with("tls/")) {
+                return Err(BusError::Security(SecurityError {
+                    setting: "tls",
+                    path: None,
+                    problem: format!(
+                        "TLS is configured but the {what} endpoint {plain} is not tls/…: \
+                         write it as tls/HOST:PORT"
+                    ),
+                }));
+            }
+        }
+        Ok(())
     }
 
     /// The Zenoh configuration this bus configuration stands for.
@@ -192,7 +282,9 @@ impl BusConfig {
         set("connect/endpoints", json(&self.connect))?;
         set("scouting/multicast/enabled", json(&self.multicast_scouting))?;
         set("transport/shared_memory/enabled", json(&self.shared_memory))?;
-        if !self.connect.is_empty() {
+        // A router keeps retrying the routers it links to (Zenoh's router
+        // defaults): the machines of a cluster start in any order.
+        if !self.connect.is_empty() && self.mode != Mode::Router {
             // Fail instead of retrying forever in the background: a wrong endpoint is
             // reported at open, naming the endpoint.
             set(
@@ -200,6 +292,30 @@ impl BusConfig {
                 json(&(self.connect_timeout.as_millis() as u64)),
             )?;
             set("connect/exit_on_failure", json(&true))?;
+        }
+        if let Some(zid) = &self.zid {
+            set("id", json(zid))?;
+        }
+        self.check_endpoints()?;
+        if let Some(tls) = &self.tls {
+            for (key, value) in tls.zenoh_settings()? {
+                set(key, value)?;
+            }
+        }
+        for (key, value) in self.auth.zenoh_settings()? {
+            set(key, value)?;
+        }
+        if let Some(acl) = &self.acl {
+            let text = read_acl(acl)?;
+            config
+                .insert_json5("access_control", &text)
+                .map_err(|err| {
+                    BusError::Security(SecurityError {
+                        setting: "acl",
+                        path: Some(acl.clone()),
+                        problem: format!("not a valid Zenoh access_control section: {err}"),
+                    })
+                })?;
         }
         Ok(config)
     }

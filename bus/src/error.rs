@@ -10,6 +10,9 @@ pub enum BusError {
     /// The configuration is invalid (bad mode, endpoint, namespace, …).
     #[error("invalid bus configuration: {0}")]
     Config(String),
+    /// A security setting (TLS file, password, ACL) cannot be used.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// The session could not be opened, e.g. nobody listens on a connect endpoint.
     #[error("cannot open the bus ({transport} transport, connect {connect:?}, listen {listen:?}): {reason}")]
     Open {

@@ -116,6 +116,12 @@ impl KeySpace {
         Ok(format!("{}/svc/{service}/{method}", self.prefix))
     }
 
+    /// `evospike/<ns>/svc/<service>/**`: every method of a service.
+    pub fn service_methods(&self, service: &str) -> Result<String, BusError> {
+        check_segment("service", service, false)?;
+        Ok(format!("{}/svc/{service}/**", self.prefix))
+    }
+
     /// `evospike/<ns>/log/<node>`.
     pub fn log(&self, node: &str) -> Result<String, BusError> {
         self.node_key("log", node)
@@ -157,6 +163,11 @@ impl KeySpace {
     /// `evospike/<ns>/http/<node>`: node `node`'s HTTP API over the bus.
     pub fn http(&self, node: &str) -> Result<String, BusError> {
         self.node_key("http", node)
+    }
+
+    /// Matches every key of the namespace.
+    pub fn everything(&self) -> String {
+        format!("{}/**", self.prefix)
     }
 
     /// Matches every key of one kind for all nodes, e.g. `all("log")`.

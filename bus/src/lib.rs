@@ -12,6 +12,9 @@
 //! - **discovery**: [`Bus::announce_node`] declares a liveliness token;
 //!   [`Bus::nodes`] lists the nodes alive.
 //!
+//! - **security** ([`security`]): TLS and mutual TLS, user/password
+//!   authentication and an access-control list, all in [`BusConfig`].
+//!
 //! Keys follow one layout, owned by [`KeySpace`]. The bytes move over a
 //! [`Transport`](transport::Transport) — the COMMUNICATION plugin contract — either
 //! Zenoh (default; multicast scouting off unless asked for) or the in-process
@@ -37,12 +40,14 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod acl;
 mod bus;
 mod config;
 mod error;
 mod keys;
 mod message;
 mod rpc;
+pub mod security;
 mod spike;
 pub mod transport;
 
@@ -52,6 +57,7 @@ pub use error::BusError;
 pub use keys::{KeyKind, KeySpace};
 pub use message::{Keyed, MessagePublisher, MessageSubscriber};
 pub use rpc::Call;
+pub use security::{AuthConfig, SecurityError, TlsConfig};
 pub use spike::{ReceiveStats, ReceiveStatsSnapshot, SpikeMsg, SpikePublisher, SpikeSubscriber};
 
 pub use evospike_schemas as schemas;

@@ -58,6 +58,7 @@ mod output;
 mod plan;
 mod process;
 mod schema;
+pub mod security;
 mod subst;
 mod supervise;
 
@@ -69,4 +70,5 @@ pub use plan::{
     ShutdownTimeouts, DEFAULT_READY_DELAY, DEFAULT_READY_TIMEOUT, DEFAULT_RESPAWN_DELAY,
     DEFAULT_RESPAWN_DELAY_MAX, DEFAULT_SIGINT_TIMEOUT, DEFAULT_SIGTERM_TIMEOUT,
 };
+pub use security::GraphNode;
 pub use supervise::{run, run_async, SuperviseOptions};

@@ -10,6 +10,7 @@ use evospike_schemas::contract;
 use regex::Regex;
 
 pub use crate::schema::RespawnMode;
+use crate::security::GraphNode;
 
 /// Default time between SIGINT and SIGTERM during shutdown.
 pub const DEFAULT_SIGINT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,6 +38,18 @@ pub struct LaunchPlan {
     pub nodes: Vec<NodeSpec>,
     /// Shutdown timeouts from the root file's `shutdown:` section (or defaults).
     pub shutdown: ShutdownTimeouts,
+    /// Every node of the launch, on every machine: what the access-control list
+    /// of a secured launch is derived from.
+    pub graph: Vec<GraphNode>,
+}
+
+impl LaunchPlan {
+    /// Whether a router of this machine enforces the access-control list.
+    pub fn enforces_acl(&self) -> bool {
+        self.graph
+            .iter()
+            .any(|g| g.enforces_acl && self.nodes.iter().any(|n| n.name == g.name))
+    }
 }
 
 /// How long each shutdown stage waits before escalating.

@@ -55,6 +55,28 @@ pub(crate) struct RawBus {
     pub(crate) listen: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) connect: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) security: Option<RawSecurity>,
+}
+
+/// `bus.security`: TLS from a folder of certificates, authentication from a
+/// cluster secret, and the access-control list derived from the graph.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecurity {
+    /// Folder with `ca.pem` and each machine's `<machine>.pem` / `<machine>.key`
+    /// (what `evospike certs` writes).
+    #[serde(default)]
+    pub(crate) certs: Option<String>,
+    /// Mutual TLS: routers accept only sessions with a certificate of the CA.
+    #[serde(default)]
+    pub(crate) mtls: bool,
+    /// The cluster secret file every node's password is derived from.
+    #[serde(default)]
+    pub(crate) secret: Option<String>,
+    /// Routers enforce the least-privilege access-control list of the graph.
+    #[serde(default)]
+    pub(crate) acl: bool,
 }
 
 impl RawBus {
@@ -64,6 +86,21 @@ impl RawBus {
             mode: self.mode.clone().or_else(|| base.mode.clone()),
             listen: self.listen.clone().or_else(|| base.listen.clone()),
             connect: self.connect.clone().or_else(|| base.connect.clone()),
+            security: self.security.clone().or_else(|| base.security.clone()),
+        }
+    }
+
+    /// `self` with the security files resolved against `dir` (the folder of the
+    /// file that wrote them).
+    pub(crate) fn resolved(&self, dir: &std::path::Path) -> RawBus {
+        let resolve = |p: &Option<String>| p.as_ref().map(|p| dir.join(p).display().to_string());
+        RawBus {
+            security: self.security.as_ref().map(|s| RawSecurity {
+                certs: resolve(&s.certs),
+                secret: resolve(&s.secret),
+                ..s.clone()
+            }),
+            ..self.clone()
         }
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, SystemTime};
 
+use evospike_schemas::contract;
 use regex::Regex;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
@@ -529,7 +530,15 @@ impl Supervisor {
         let how = failure
             .clone()
             .unwrap_or_else(|| "exited with status 0".into());
-        self.out.launcher(format!("{name} (pid {pid}) {how}"));
+        // The node's own error says more; the launcher says what it means.
+        let hint = match &status {
+            Ok(s) if s.code() == Some(i32::from(contract::EXIT_UNREACHABLE)) => {
+                ": it could not reach any router at its connect endpoints (is the router up, \
+                 are the address, port, certificates and credentials right?)"
+            }
+            _ => "",
+        };
+        self.out.launcher(format!("{name} (pid {pid}) {how}{hint}"));
 
         if shutting_down {
             slot.finish(NodeResult::Stopped);

@@ -19,6 +19,13 @@
 //! | `EVOSPIKE_BUS_MODE` | `peer`, `client` or `router` |
 //! | `EVOSPIKE_BUS_LISTEN`, `EVOSPIKE_BUS_CONNECT` | endpoints, separated by [`LIST_SEPARATOR`] |
 //! | `EVOSPIKE_BUS_SHM` | `0`, `false`, `off` or `no` turn shared memory off |
+//! | `EVOSPIKE_BUS_TLS_CA`, `…_TLS_CERT`, `…_TLS_KEY` | PEM files: CA, this machine's certificate and key |
+//! | `EVOSPIKE_BUS_TLS_MTLS` | `1`/`true`/`on`/`yes`: mutual TLS |
+//! | `EVOSPIKE_BUS_USER`, `EVOSPIKE_BUS_PASSWORD` | user/password authentication |
+//! | `EVOSPIKE_BUS_SECRET_FILE` | a cluster secret the password is derived from |
+//! | `EVOSPIKE_BUS_USERS_FILE` | a router's `user:password` file |
+//! | `EVOSPIKE_BUS_ACL` | a router's access-control file (JSON) |
+//! | `EVOSPIKE_BUS_ZID` | a fixed Zenoh id (hex), for routers of a secured cluster |
 //! | `EVOSPIKE_EXE` | the evospike executable that runs `kind:` nodes (the launcher's own by default) |
 //!
 //! ```
@@ -56,9 +63,46 @@ pub mod env {
     pub const BUS_CONNECT: &str = "EVOSPIKE_BUS_CONNECT";
     /// `0`, `false`, `off` or `no` turn shared memory off.
     pub const BUS_SHM: &str = "EVOSPIKE_BUS_SHM";
+    /// PEM file of the cluster's certificate authority (turns TLS on).
+    pub const BUS_TLS_CA: &str = "EVOSPIKE_BUS_TLS_CA";
+    /// PEM file of this machine's certificate.
+    pub const BUS_TLS_CERT: &str = "EVOSPIKE_BUS_TLS_CERT";
+    /// PEM file of this machine's private key.
+    pub const BUS_TLS_KEY: &str = "EVOSPIKE_BUS_TLS_KEY";
+    /// `1`/`true`/`on`/`yes`: mutual TLS.
+    pub const BUS_TLS_MTLS: &str = "EVOSPIKE_BUS_TLS_MTLS";
+    /// The user this session authenticates as.
+    pub const BUS_USER: &str = "EVOSPIKE_BUS_USER";
+    /// Its password.
+    pub const BUS_PASSWORD: &str = "EVOSPIKE_BUS_PASSWORD";
+    /// A cluster secret file the password is derived from (instead of a password).
+    pub const BUS_SECRET_FILE: &str = "EVOSPIKE_BUS_SECRET_FILE";
+    /// A router's file of accepted `user:password` lines.
+    pub const BUS_USERS_FILE: &str = "EVOSPIKE_BUS_USERS_FILE";
+    /// A router's access-control file (JSON).
+    pub const BUS_ACL: &str = "EVOSPIKE_BUS_ACL";
+    /// A fixed Zenoh id (hex) for this session.
+    pub const BUS_ZID: &str = "EVOSPIKE_BUS_ZID";
     /// The evospike executable that runs `kind:` nodes.
     pub const EXE: &str = "EVOSPIKE_EXE";
 }
+
+/// What a node of the launch graph publishes, subscribes and serves, as its
+/// kind derives it from its parameters (topic names before remapping). The
+/// launcher builds its access-control list from these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTopics {
+    /// Topics it publishes.
+    pub publishes: Vec<String>,
+    /// Topics it subscribes to.
+    pub subscribes: Vec<String>,
+    /// Services whose methods it serves.
+    pub serves: Vec<String>,
+}
+
+/// The exit code of a node (or tool) whose bus could not reach any of its
+/// connect endpoints: the launcher reports it as such.
+pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// The Zenoh endpoint of the default local router (`evospike router`).
 pub const DEFAULT_ROUTER: &str = "tcp/127.0.0.1:7447";
@@ -114,6 +158,16 @@ pub fn split_dirs(value: &str) -> Vec<String> {
 /// Whether an `EVOSPIKE_BUS_SHM` value turns shared memory off.
 pub fn shm_disabled(value: &str) -> bool {
     matches!(value.trim(), "0" | "false" | "off" | "no")
+}
+
+/// A boolean flag variable: `Some(true)` for `1`/`true`/`on`/`yes`,
+/// `Some(false)` for `0`/`false`/`off`/`no`, `None` otherwise.
+pub fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "true" | "on" | "yes" => Some(true),
+        "0" | "false" | "off" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 fn join<S: AsRef<str>>(items: impl IntoIterator<Item = S>, separator: char) -> String {

@@ -1,11 +1,13 @@
 //! One launch file, two hosts: `launch/cluster.yaml` started with `--machine head`
 //! on one network namespace and `--machine worker` on another, joined only by a
-//! veth link. The worker's readout scores the head's encoder spikes over TCP.
+//! veth link, each with its own `/dev/shm`. The worker's readout scores the
+//! head's encoder spikes, which crossed the link over TCP (the worker's layer1
+//! counts every input as received and none through shared memory).
 
 use std::time::Duration;
 
 use evospike_testkit::netns::TwoHosts;
-use evospike_testkit::{workspace_bin, Child};
+use evospike_testkit::{bus_totals, workspace_bin, Child};
 
 fn cluster_file() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/cluster.yaml")
@@ -63,6 +65,16 @@ fn cluster_file_runs_across_two_hosts() {
         "the readout never scored:\n{output}"
     );
     assert!(output.contains("readout readout done"), "{output}");
+    let lines = worker.output().to_vec();
+    let layer1 = bus_totals(&lines, "layer1").expect("layer1 logs its bus totals");
+    assert_eq!(
+        layer1.received, 600,
+        "layer1 receives every encoder step: {layer1:?}"
+    );
+    assert_eq!(
+        layer1.shm, 0,
+        "the encoder's spikes crossed the link, not shared memory: {layer1:?}"
+    );
     assert!(
         !output.contains("[encoder"),
         "--machine worker must not start head's nodes"

@@ -52,7 +52,7 @@ impl Loader<'_> {
             bus: raw
                 .bus
                 .as_ref()
-                .map(|b| b.over(&inherited.bus))
+                .map(|b| b.resolved(&dir).over(&inherited.bus))
                 .unwrap_or_else(|| inherited.bus.clone()),
         };
 

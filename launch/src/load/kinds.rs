@@ -9,6 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use evospike_schemas::contract::NodeTopics;
 use marked_yaml::Node;
 use serde_json::{Map, Value};
 
@@ -27,6 +28,13 @@ pub trait KindCatalog: fmt::Debug + Send + Sync {
         node: &str,
         params: &Map<String, Value>,
     ) -> Result<(), Vec<ParamIssue>>;
+
+    /// What node `node` of kind `kind` publishes, subscribes and serves with
+    /// `params` (topic names before remapping), for the access-control list;
+    /// `None` when the catalog cannot say (its nodes then get no topic rights).
+    fn topics(&self, _kind: &str, _node: &str, _params: &Map<String, Value>) -> Option<NodeTopics> {
+        None
+    }
 }
 
 /// One problem with one parameter of a node.

@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::plan::{LaunchPlan, Readiness, RespawnPolicy, ShutdownTimeouts};
-use crate::schema::RawBus;
+use crate::schema::{RawBus, RawSecurity};
+use crate::security::{remapped, router_zid, GraphNode, ROUTER_KIND};
 
 use self::check::{check_dependencies, check_identifier, check_names, select_machine};
 use self::kinds::ParamSites;
@@ -79,6 +80,10 @@ pub(crate) fn load_with_env(
     let nodes = loader.nodes;
     check_names(&nodes)?;
     check_dependencies(&nodes)?;
+    let graph = nodes
+        .iter()
+        .map(|n| n.graph_node(options.kinds.as_deref()))
+        .collect();
     let selected = select_machine(path, nodes, options.machine.as_deref())?;
     if let Some(kinds) = options.kinds.as_deref() {
         check_params(kinds, &selected)?;
@@ -94,6 +99,7 @@ pub(crate) fn load_with_env(
         machine: options.machine.clone(),
         nodes,
         shutdown: root.shutdown,
+        graph,
     })
 }
 
@@ -173,6 +179,41 @@ struct Collected {
     /// Parameters (params file merged with inline `params:`), for the kind's check.
     params: Map<String, Value>,
     param_sites: ParamSites,
+    /// `bus.security` as it applies to this node.
+    security: Option<RawSecurity>,
+    /// Topic remaps, from → to.
+    remap: BTreeMap<String, String>,
+}
+
+impl Collected {
+    fn kind(&self) -> Option<&str> {
+        match &self.command {
+            Command::Kind { kind, .. } => Some(kind),
+            Command::Exec { .. } => None,
+        }
+    }
+
+    /// This node as the access-control list sees it.
+    fn graph_node(&self, kinds: Option<&dyn KindCatalog>) -> GraphNode {
+        let topics = match (self.kind(), kinds) {
+            (Some(kind), Some(kinds)) => kinds
+                .topics(kind, &self.name, &self.params)
+                .map(|t| remapped(t, &self.remap)),
+            _ => None,
+        };
+        let security = self.security.as_ref();
+        GraphNode {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            machine: self.machine.clone(),
+            kind: self.kind().map(str::to_owned),
+            topics,
+            authenticated: security.is_some_and(|s| s.secret.is_some()),
+            enforces_acl: security.is_some_and(|s| s.acl) && self.kind() == Some(ROUTER_KIND),
+            zid: (self.kind() == Some(ROUTER_KIND) && security.is_some())
+                .then(|| router_zid(&self.namespace, &self.name)),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -21,6 +21,7 @@ use crate::plan::{
     DEFAULT_RESPAWN_DELAY, DEFAULT_RESPAWN_DELAY_MAX,
 };
 use crate::schema::RawNode;
+use crate::security::NodeSecurity;
 use crate::subst::is_executable;
 
 impl Loader<'_> {
@@ -127,7 +128,7 @@ impl Loader<'_> {
         let bus = node
             .bus
             .as_ref()
-            .map(|b| b.over(&here.bus))
+            .map(|b| b.resolved(dir).over(&here.bus))
             .unwrap_or_else(|| here.bus.clone());
 
         let mut env = BTreeMap::new();
@@ -220,6 +221,8 @@ impl Loader<'_> {
             required: node.required,
             params: params.as_object().cloned().unwrap_or_default(),
             param_sites,
+            security: bus.security.clone(),
+            remap: node.remap.clone(),
         })
     }
 }
@@ -238,6 +241,20 @@ impl Collected {
         selected: &[String],
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<NodeSpec, LoadError> {
+        let mut env_vars = self.env.clone();
+        if let Some(security) = &self.security {
+            let node = NodeSecurity {
+                security,
+                name: &self.name,
+                namespace: &self.namespace,
+                machine: self.machine.as_deref(),
+                kind: self.kind(),
+            };
+            let vars = node
+                .env()
+                .map_err(|problem| self.site.error(LoadErrorKind::Schema(problem)))?;
+            env_vars.extend(vars);
+        }
         let (program, args) = match self.command {
             Command::Kind { kind, site } => {
                 let exe = options.evospike_exe.clone().ok_or_else(|| {
@@ -268,7 +285,7 @@ impl Collected {
             machine: self.machine,
             program,
             args,
-            env: self.env,
+            env: env_vars,
             respawn: self.respawn,
             depends_on: self
                 .depends_on

@@ -26,7 +26,7 @@ pub(crate) const FAILURE: u8 = 1;
 /// The input is wrong; nothing was started. (clap uses 2 for a bad command line too.)
 pub(crate) const INVALID_INPUT: u8 = 2;
 /// The bus could not be reached.
-pub(crate) const UNREACHABLE: u8 = 3;
+pub(crate) const UNREACHABLE: u8 = evospike_schemas::contract::EXIT_UNREACHABLE;
 
 /// A mistake in the command's own input, found after the command line parsed
 /// (a flag's value out of range, a bad list of indices).
@@ -92,7 +92,9 @@ fn class(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
 fn bus_class(err: &BusError) -> Option<u8> {
     match err {
         BusError::Unreachable { .. } => Some(UNREACHABLE),
-        BusError::InvalidName { .. } | BusError::Config(_) => Some(INVALID_INPUT),
+        BusError::InvalidName { .. } | BusError::Config(_) | BusError::Security(_) => {
+            Some(INVALID_INPUT)
+        }
         _ => None,
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use evospike_launch::{KindCatalog, ParamIssue};
 use evospike_node::NodeKinds;
+use evospike_schemas::contract::NodeTopics;
 use serde_json::{Map, Value};
 
 use crate::out::Out;
@@ -94,6 +95,10 @@ impl KindCatalog for LaunchKinds {
                 })
                 .collect()
         })
+    }
+
+    fn topics(&self, kind: &str, node: &str, params: &Map<String, Value>) -> Option<NodeTopics> {
+        self.0.get(kind).ok()?.topics(node, params).ok()
     }
 }
 

@@ -46,6 +46,14 @@ pub(crate) struct LaunchArgs {
     /// Print node output to the log files only.
     #[arg(short, long)]
     quiet: bool,
+    /// Have this machine's routers enforce the least-privilege access-control
+    /// list derived from the launch graph (as `bus.security.acl: true` does).
+    #[arg(long)]
+    acl: bool,
+    /// Print the access-control list derived from the launch graph (JSON, Zenoh's
+    /// `access_control` section) and exit.
+    #[arg(long)]
+    print_acl: bool,
 }
 
 fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
@@ -75,7 +83,20 @@ pub(crate) fn run(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         sigterm_timeout: seconds(args.sigterm_timeout, "--sigterm-timeout")?,
         quiet: args.quiet,
     };
-    let plan = load(&args.file, &options)?;
+    let mut plan = load(&args.file, &options)?;
+    if args.print_acl {
+        let acl = crate::secure::acl(&plan.graph)
+            .to_json()
+            .context("cannot derive the access-control list from the launch graph")?;
+        println!("{}", serde_json::to_string_pretty(&acl)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The routers' users file and ACL live as long as the launch.
+    let security_dir = tempfile::Builder::new()
+        .prefix("evospike-security-")
+        .tempdir()
+        .context("cannot make a folder for the routers' security files")?;
+    crate::secure::prepare_routers(&mut plan, security_dir.path(), args.acl)?;
     if args.check {
         for node in &plan.nodes {
             println!("{node}");

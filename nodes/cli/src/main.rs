@@ -14,6 +14,9 @@
 //!   ask every node's health queryable who publishes what.
 //! - **Learning** ([`learn`]): `train` trains a network with a LEARNING plugin
 //!   and writes a model directory; `eval` scores a model on labelled data.
+//! - **Securing** ([`certs`], [`secure`]): `certs` makes a CA, machine
+//!   certificates and a cluster secret; `launch --acl` has the routers enforce the
+//!   launch graph's least-privilege access-control list.
 //! - **Extending** ([`plugin`]): `plugin list` shows the built-in and discovered
 //!   plugins, `plugin new` writes a new plugin crate.
 //!
@@ -22,6 +25,7 @@
 //! unreachable, 1: anything else that failed). See `docs/cli.md` for every
 //! command with examples.
 
+mod certs;
 mod connect;
 mod exit;
 mod kinds;
@@ -31,6 +35,7 @@ mod log;
 mod node;
 mod out;
 mod plugin;
+mod secure;
 mod table;
 mod topic;
 
@@ -71,6 +76,8 @@ enum Command {
     Eval(learn::EvalArgs),
     /// Print the log records the log consumer stored (`evospike run logs`).
     Log(log::LogArgs),
+    /// Make a CA, per-machine certificates and a cluster secret (development and tests).
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +115,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) if args.list_params => kinds::list_params(&args.kind),
         Command::Train(args) => learn::train(args),
         Command::Eval(args) => learn::eval(args),
+        Command::Certs(args) => certs::run(args),
         Command::Run(args) => block_on(async move {
             kinds::catalog().run(&args.kind, args.node).await?;
             Ok(ExitCode::SUCCESS)

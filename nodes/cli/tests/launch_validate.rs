@@ -137,6 +137,30 @@ fn unknown_machine_and_arg() {
     assert_eq!(stderr, "error: --arg \"greeting\" is not KEY=VALUE\n");
 }
 
+/// Certificates for `secure_cluster.yaml`'s machines, made once per test run.
+fn certs() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"))
+            .arg("certs")
+            .arg("--out")
+            .arg(dir.path())
+            .args([
+                "--machine",
+                "head=127.0.0.1",
+                "--machine",
+                "worker=127.0.0.1",
+            ])
+            .output()
+            .unwrap()
+            .status;
+        assert!(status.success());
+        dir
+    });
+    dir.path().to_path_buf()
+}
+
 #[test]
 fn shipped_launch_files_pass_check() {
     let launch_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch");
@@ -147,13 +171,16 @@ fn shipped_launch_files_pass_check() {
             continue;
         }
         // Every launch file checks with its defaults alone; --check does not need
-        // model.yaml's model to exist (a train node may write it later).
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"))
-            .arg("launch")
-            .arg(&path)
-            .arg("--check")
-            .output()
-            .unwrap();
+        // model.yaml's model to exist (a train node may write it later). A
+        // secured cluster's files need its certificates (`evospike certs`).
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_evospike"));
+        command.arg("launch").arg(&path).arg("--check");
+        if path.file_stem().is_some_and(|s| s == "secure_cluster") {
+            command
+                .arg("--arg")
+                .arg(format!("certs={}", certs().display()));
+        }
+        let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
             output.status.code(),

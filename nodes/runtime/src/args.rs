@@ -54,6 +54,36 @@ pub struct BusArgs {
     /// Use the in-process transport (single-process runs).
     #[arg(long)]
     pub local: bool,
+    /// TLS: PEM file of the cluster's certificate authority (endpoints are then `tls/…`).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: PEM file of this machine's certificate.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: PEM file of this machine's private key.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: a router accepts only sessions with a certificate of the CA.
+    #[arg(long)]
+    pub mtls: bool,
+    /// Authenticate as this user (its password comes from `EVOSPIKE_BUS_PASSWORD`
+    /// or --password-file).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// A file holding the password of --user (first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// A cluster secret file: --user's password is derived from it (as the
+    /// launcher does for its nodes).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// A router's file of accepted users, one `user:password` per line.
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// A router's access-control file (JSON, Zenoh's `access_control` section;
+    /// `evospike launch --acl` writes one from a launch file).
+    #[arg(long, value_name = "FILE")]
+    pub acl: Option<PathBuf>,
 }
 
 impl BusArgs {
@@ -77,6 +107,7 @@ impl BusArgs {
         if self.local {
             config.transport = TransportKind::Local;
         }
+        self.apply_security(&mut config)?;
         if config.connect.is_empty()
             && config.mode != Mode::Router
             && config.transport == TransportKind::Zenoh
@@ -84,6 +115,46 @@ impl BusArgs {
             config.connect = vec![DEFAULT_ROUTER.to_string()];
         }
         Ok(config)
+    }
+
+    /// The security flags over what the environment set.
+    fn apply_security(&self, config: &mut BusConfig) -> Result<(), ArgsError> {
+        if self.tls_ca.is_some() || self.tls_cert.is_some() || self.mtls {
+            let mut tls = config.tls.take().unwrap_or_default();
+            if let Some(ca) = &self.tls_ca {
+                tls.ca = ca.clone();
+            }
+            if tls.ca.as_os_str().is_empty() {
+                return Err(ArgsError::Bus(evospike_bus::BusError::Config(
+                    "--tls-cert and --mtls need --tls-ca (the cluster's certificate authority)"
+                        .into(),
+                )));
+            }
+            tls.cert = self.tls_cert.clone().or(tls.cert);
+            tls.key = self.tls_key.clone().or(tls.key);
+            tls.mtls |= self.mtls;
+            config.tls = Some(tls);
+        }
+        if let Some(user) = &self.user {
+            config.auth.user = Some(user.clone());
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ArgsError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+            config.auth.password = Some(text.lines().next().unwrap_or_default().to_string());
+        }
+        if let Some(path) = &self.secret_file {
+            config.auth.secret_file = Some(path.clone());
+        }
+        if let Some(path) = &self.users_file {
+            config.auth.users_file = Some(path.clone());
+        }
+        if let Some(path) = &self.acl {
+            config.acl = Some(path.clone());
+        }
+        Ok(())
     }
 }
 
@@ -109,6 +180,15 @@ pub enum ArgsError {
         expected: &'static str,
         /// What it holds.
         got: String,
+    },
+    /// `--password-file` cannot be read.
+    #[error("cannot read password file {}", path.display())]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// `--params-file` cannot be read.
     #[error("cannot read params file {}", path.display())]

@@ -19,6 +19,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use evospike_bus::{Bus, BusConfig, Mode};
+use evospike_schemas::contract::NodeTopics;
 use serde_json::{Map, Value};
 
 use crate::node::Node;
@@ -38,6 +39,14 @@ pub trait NodeKind: Send + Sync + 'static {
     /// as the flags and environment made it.
     fn configure_bus(_params: &Self::Params, _config: &mut BusConfig) {}
 
+    /// What node `node` of this kind publishes, subscribes and serves with these
+    /// parameters (topic names before remapping): the launcher's access-control
+    /// list gives it exactly these rights. The default is nothing, which denies
+    /// a kind that forgot to say.
+    fn topics(_params: &Self::Params, _node: &str) -> NodeTopics {
+        NodeTopics::default()
+    }
+
     /// Runs the started node until it finishes or is asked to stop.
     fn run(node: Node, params: Self::Params) -> impl Future<Output = Result<(), NodeError>> + Send;
 }
@@ -52,6 +61,9 @@ pub trait KindEntry: Send + Sync {
     fn check(&self, node: &str, params: &Map<String, Value>) -> Result<(), ParamErrors>;
     /// The kind's parameter table.
     fn docs(&self) -> Vec<ParamDoc>;
+    /// What node `node` publishes, subscribes and serves with `params`
+    /// (see [`NodeKind::topics`]); `Err` when the parameters are invalid.
+    fn topics(&self, node: &str, params: &Map<String, Value>) -> Result<NodeTopics, ParamErrors>;
     /// Runs one node of this kind (see [`run_kind`]).
     fn run(&self, args: NodeArgs) -> Pin<Box<dyn Future<Output = Result<(), NodeError>> + Send>>;
 }
@@ -73,6 +85,10 @@ impl<K: NodeKind> KindEntry for Entry<K> {
 
     fn docs(&self) -> Vec<ParamDoc> {
         params::docs::<K::Params>()
+    }
+
+    fn topics(&self, node: &str, params: &Map<String, Value>) -> Result<NodeTopics, ParamErrors> {
+        params::parse::<K::Params>(node, K::NAME, params).map(|p| K::topics(&p, node))
     }
 
     fn run(&self, args: NodeArgs) -> Pin<Box<dyn Future<Output = Result<(), NodeError>> + Send>> {
@@ -155,7 +171,8 @@ pub async fn run_kind<K: NodeKind>(args: NodeArgs) -> Result<(), NodeError> {
     if config.listen.is_empty() && config.mode == Mode::Peer {
         // Peers listen on an ephemeral loopback port so the others can reach them
         // directly (shared memory) once the router has introduced them.
-        config.listen = vec!["tcp/127.0.0.1:0".to_string()];
+        let protocol = if config.tls.is_some() { "tls" } else { "tcp" };
+        config.listen = vec![format!("{protocol}/127.0.0.1:0")];
     }
 
     let logs = logging::init_logging();
@@ -168,10 +185,27 @@ pub async fn run_kind<K: NodeKind>(args: NodeArgs) -> Result<(), NodeError> {
             records,
         ));
     }
+    let metrics = node.metrics_handle();
     let result = K::run(node, params).await;
     if let Err(err) = &result {
         tracing::error!(err = %crate::error_chain(err), "node {name} failed");
     }
+    // What reached this node, and how, and which steps it never got: the
+    // multi-host tests check that payloads crossed the network rather than
+    // shared memory, and that every lost step was reported as a gap.
+    let stats = bus.receive_stats();
+    let count =
+        |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        steps = count(&metrics.steps),
+        gaps = count(&metrics.gaps),
+        duplicates = count(&metrics.duplicates),
+        received = stats.received,
+        in_place = stats.in_place,
+        copies = stats.copies,
+        shm = stats.shm,
+        "node {name} bus totals"
+    );
     logging::flush().await;
     // Our last steps live in our shared memory: let the receivers read them first.
     if !bus

@@ -141,6 +141,11 @@ impl Node {
         &self.bus
     }
 
+    /// A handle on the counters that outlives the node.
+    pub(crate) fn metrics_handle(&self) -> Arc<NodeMetrics> {
+        self.metrics.clone()
+    }
+
     /// Counters the node's work updates.
     pub fn metrics(&self) -> &NodeMetrics {
         &self.metrics

@@ -75,6 +75,49 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Res
     }
 }
 
+/// What reached a node over the bus, from the `node NAME bus totals …` line
+/// every node logs when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BusTotals {
+    /// Steps the node computed (or published).
+    pub steps: u64,
+    /// Input steps that never arrived, reported as gaps.
+    pub gaps: u64,
+    /// Input steps that arrived twice or out of order.
+    pub duplicates: u64,
+    /// Payloads received.
+    pub received: u64,
+    /// Read in place, without a copy.
+    pub in_place: u64,
+    /// Copied before reading.
+    pub copies: u64,
+    /// Arrived through shared memory.
+    pub shm: u64,
+}
+
+/// The bus totals node `node` logged in `lines` (its last such line).
+pub fn bus_totals(lines: &[String], node: &str) -> Option<BusTotals> {
+    let marker = format!("node {node} bus totals ");
+    let line = lines.iter().rev().find(|l| l.contains(&marker))?;
+    let field = |name: &str| -> Option<u64> {
+        let start = line.find(&format!(" {name}="))? + name.len() + 2;
+        line[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some(BusTotals {
+        steps: field("steps")?,
+        gaps: field("gaps")?,
+        duplicates: field("duplicates")?,
+        received: field("received")?,
+        in_place: field("in_place")?,
+        copies: field("copies")?,
+        shm: field("shm")?,
+    })
+}
+
 /// Why waiting on a child failed.
 #[derive(Debug)]
 pub enum ChildError {
@@ -218,6 +261,30 @@ impl Drop for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bus_totals_are_read_from_the_log_line() {
+        let lines = vec![
+            "x".to_string(),
+            "[layer1:err] 2026 INFO node layer1 bus totals steps=300 gaps=2 duplicates=0 \
+             received=298 in_place=280 copies=18 shm=0"
+                .to_string(),
+        ];
+        let totals = bus_totals(&lines, "layer1").unwrap();
+        assert_eq!(
+            totals,
+            BusTotals {
+                steps: 300,
+                gaps: 2,
+                duplicates: 0,
+                received: 298,
+                in_place: 280,
+                copies: 18,
+                shm: 0
+            }
+        );
+        assert!(bus_totals(&lines, "layer2").is_none());
+    }
 
     #[test]
     fn wait_until_times_out_on_false() {

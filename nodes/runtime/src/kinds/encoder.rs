@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use evospike_plugin_api::{EncoderSpec, Params as PluginParams, PluginType};
+use evospike_schemas::contract::NodeTopics;
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
@@ -146,6 +147,22 @@ impl NodeKind for EncoderKind {
     const SUMMARY: &'static str =
         "reads a stimulus, encodes each sample with an ENCODER plugin, publishes one spike tensor per step";
     type Params = EncoderParams;
+
+    fn topics(params: &EncoderParams, node: &str) -> NodeTopics {
+        NodeTopics {
+            publishes: vec![
+                params
+                    .output
+                    .clone()
+                    .unwrap_or_else(|| format!("{node}/spikes")),
+                params
+                    .labels
+                    .clone()
+                    .unwrap_or_else(|| format!("{node}/labels")),
+            ],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
         run(node, params).await

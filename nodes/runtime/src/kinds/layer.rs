@@ -21,6 +21,7 @@ use evospike_compute::{
 use evospike_plugin_api::{
     LayerSpec, NeuronLayer, Params as PluginParams, PlasticityRule, PluginType, RuleSpec,
 };
+use evospike_schemas::contract::NodeTopics;
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
@@ -268,6 +269,17 @@ impl NodeKind for LayerKind {
 
     fn configure_bus(params: &LayerParams, config: &mut BusConfig) {
         config.queue_capacity = params.max_lag;
+    }
+
+    fn topics(params: &LayerParams, node: &str) -> NodeTopics {
+        NodeTopics {
+            publishes: vec![params
+                .output
+                .clone()
+                .unwrap_or_else(|| format!("{node}/spikes"))],
+            subscribes: params.inputs.iter().map(|i| i.topic.clone()).collect(),
+            ..NodeTopics::default()
+        }
     }
 
     async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {

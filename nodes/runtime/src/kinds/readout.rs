@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use evospike_bus::{BusConfig, SpikeSubscriber};
+use evospike_schemas::contract::NodeTopics;
 use evospike_schemas::proto::HealthState;
 use evospike_schemas::{SpikeBody, SpikeTensor};
 use schemars::JsonSchema;
@@ -120,6 +121,19 @@ impl NodeKind for ReadoutKind {
 
     fn configure_bus(params: &ReadoutParams, config: &mut BusConfig) {
         config.queue_capacity = params.max_lag;
+    }
+
+    fn topics(params: &ReadoutParams, node: &str) -> NodeTopics {
+        NodeTopics {
+            publishes: vec![params
+                .output
+                .clone()
+                .unwrap_or_else(|| format!("{node}/scores"))],
+            subscribes: std::iter::once(params.input.clone())
+                .chain(params.labels.clone())
+                .collect(),
+            ..NodeTopics::default()
+        }
     }
 
     async fn run(node: Node, params: ReadoutParams) -> Result<(), NodeError> {

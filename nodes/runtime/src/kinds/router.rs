@@ -1,5 +1,10 @@
 //! `router`: the bus broker. A Zenoh router that every other node and tool
 //! connects to; it only routes, and waits to be stopped.
+//!
+//! A cluster runs one router per machine; each machine's nodes connect to their
+//! own router, and the routers link to each other (`connect`: the other
+//! routers). A router keeps trying to reach the routers it links to, so the
+//! machines may start in any order and a restarted router is linked again.
 
 use evospike_bus::{BusConfig, Mode};
 use evospike_schemas::contract::DEFAULT_ROUTER;
@@ -16,13 +21,28 @@ use crate::NodeError;
 #[derive(Debug)]
 pub struct RouterKind;
 
-/// A router takes no parameters; it is set up by its bus options (`--listen`).
+/// A router listens where its bus options say (`--listen`); its parameters name
+/// the other routers it links to.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RouterParams {}
+pub struct RouterParams {
+    /// Endpoints of other routers to link to (one router per machine, linked), e.g. `tls/10.0.0.1:7447`.
+    #[serde(default)]
+    pub connect: Vec<String>,
+}
 
 impl Params for RouterParams {
-    fn check(&self, _check: &mut Check<'_>) {}
+    fn check(&self, check: &mut Check<'_>) {
+        for (i, endpoint) in self.connect.iter().enumerate() {
+            if !endpoint.contains('/') {
+                check.fail(
+                    format!("connect[{i}]"),
+                    endpoint.as_str().into(),
+                    "an endpoint is PROTOCOL/ADDRESS:PORT, e.g. tcp/10.0.0.1:7447",
+                );
+            }
+        }
+    }
 }
 
 impl NodeKind for RouterKind {
@@ -30,11 +50,12 @@ impl NodeKind for RouterKind {
     const SUMMARY: &'static str = "the bus broker (Zenoh router) that nodes and tools connect to";
     type Params = RouterParams;
 
-    /// Router mode, no connect endpoint, and [`DEFAULT_ROUTER`] unless told to
-    /// listen elsewhere.
-    fn configure_bus(_params: &RouterParams, config: &mut BusConfig) {
+    /// Router mode, connected to the routers of `params.connect` only (not to the
+    /// endpoints its machine's nodes connect to), and [`DEFAULT_ROUTER`] unless
+    /// told to listen elsewhere.
+    fn configure_bus(params: &RouterParams, config: &mut BusConfig) {
         config.mode = Mode::Router;
-        config.connect.clear();
+        config.connect = params.connect.clone();
         if config.listen.is_empty() {
             config.listen = vec![DEFAULT_ROUTER.to_string()];
         }
@@ -55,13 +76,19 @@ mod tests {
     #[test]
     fn a_router_listens_on_the_default_endpoint_in_router_mode() {
         let mut config = BusConfig::peer(&[], &["tcp/127.0.0.1:9".to_string()]);
-        RouterKind::configure_bus(&RouterParams {}, &mut config);
+        RouterKind::configure_bus(&RouterParams::default(), &mut config);
         assert_eq!(config.mode, Mode::Router);
         assert!(config.connect.is_empty(), "a router connects to nobody");
         assert_eq!(config.listen, [DEFAULT_ROUTER]);
 
         let mut config = BusConfig::peer(&["tcp/127.0.0.1:9000".to_string()], &[]);
-        RouterKind::configure_bus(&RouterParams {}, &mut config);
+        RouterKind::configure_bus(&RouterParams::default(), &mut config);
         assert_eq!(config.listen, ["tcp/127.0.0.1:9000"]);
+
+        let params = RouterParams {
+            connect: vec!["tcp/10.0.0.1:7447".into()],
+        };
+        RouterKind::configure_bus(&params, &mut config);
+        assert_eq!(config.connect, ["tcp/10.0.0.1:7447"]);
     }
 }

@@ -27,13 +27,14 @@ fn accepted(kind: &str, params: Value) {
 }
 
 #[test]
-fn router_rejects_any_parameter() {
+fn router_rejects_unknown_parameters() {
     insta::assert_snapshot!(rejected(
         "router",
         "router",
         json!({"listen": "tcp/127.0.0.1:7447"})
     ));
     accepted("router", json!({}));
+    accepted("router", json!({"connect": ["tls/10.0.0.1:7447"]}));
 }
 
 #[test]

@@ -69,6 +69,13 @@ impl NodeKind for RegistryKind {
         "the model registry service: versioned models and their files over HTTP (port 8003)";
     type Params = RegistryParams;
 
+    fn topics(_params: &RegistryParams, _node: &str) -> evospike_schemas::contract::NodeTopics {
+        evospike_schemas::contract::NodeTopics {
+            serves: vec!["registry".into()],
+            ..Default::default()
+        }
+    }
+
     async fn run(node: Node, params: RegistryParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)
             .map_err(|e| failed("read its settings".into(), e))?;
