@@ -391,6 +391,9 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
         ));
     }
     let mut publisher = node.spike_publisher(&output)?;
+    // With spikes_per_s and steps_per_s, the fraction of the layer firing per
+    // step (monitoring's `layer_saturated`).
+    node.metrics().set_gauge("neurons", size as f64);
     tracing::info!(size, %neuron, backend = backend.name(), topic = %publisher.key(), "node {} (layer) ready", node.name());
 
     // The first step every input has reached; earlier tensors are before our time.

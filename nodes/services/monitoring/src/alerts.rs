@@ -6,7 +6,8 @@
 //! one of the built-in rules: `node_down` (a node that was alive is gone),
 //! `pipeline_gaps` (a node reports lost steps), `layer_silent` (a node steps
 //! but emits no spikes), `layer_saturated` (more than half of a layer fires at
-//! each step).
+//! each step: `spikes_per_s / (steps_per_s × neurons)`, from the gauge `neurons`
+//! layers publish).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -128,7 +129,7 @@ pub(crate) enum Rule {
     PipelineGaps { window_s: f64 },
     /// Steps but no spikes.
     LayerSilent { for_s: f64 },
-    /// `active_fraction` above `threshold`.
+    /// The fraction of a layer's neurons firing per step above `threshold`.
     LayerSaturated { threshold: f64, for_s: f64 },
 }
 
@@ -257,7 +258,12 @@ impl Alerts {
                 })
             }
             Rule::LayerSaturated { threshold, .. } => {
-                let fraction = view.value(node, "active_fraction")?;
+                let neurons = view.value(node, "neurons")?;
+                let steps = view.value(node, "steps_per_s")?;
+                if neurons <= 0.0 || steps <= 0.0 {
+                    return None;
+                }
+                let fraction = view.value(node, "spikes_per_s")? / (steps * neurons);
                 (fraction > *threshold).then(|| {
                     (
                         fraction,
@@ -436,6 +442,31 @@ mod tests {
         view.values.insert(("l".into(), "spikes_per_s".into()), 5.0);
         alerts.evaluate(&view, t0 + Duration::from_secs(1), SystemTime::now());
         assert!(alerts.list(true).is_empty());
+    }
+
+    #[test]
+    fn a_layer_firing_mostly_is_saturated() {
+        let mut alerts = Alerts::new(vec![Rule::LayerSaturated {
+            threshold: 0.5,
+            for_s: 0.0,
+        }]);
+        let mut view = View::default();
+        for (metric, value) in [
+            ("neurons", 100.0),
+            ("steps_per_s", 10.0),
+            ("spikes_per_s", 800.0),
+        ] {
+            view.values.insert(("hidden".into(), metric.into()), value);
+        }
+        alerts.evaluate(&view, Instant::now(), SystemTime::now());
+        let list = alerts.list(false);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].state, "firing");
+        assert!((list[0].value - 0.8).abs() < 1e-9);
+        view.values
+            .insert(("hidden".into(), "spikes_per_s".into()), 100.0);
+        alerts.evaluate(&view, Instant::now(), SystemTime::now());
+        assert!(alerts.list(false).is_empty());
     }
 
     #[test]
