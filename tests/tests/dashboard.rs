@@ -7,42 +7,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use evospike_testkit::{free_port, loopback_endpoint, wait_until, workspace_bin, Child};
+use evospike_testkit::{
+    free_port, loopback_endpoint, service_node, service_url, wait_until, which, workspace_bin,
+    Child,
+};
 use serde_json::{json, Value};
 
 const START: Duration = Duration::from_secs(60);
-
-fn node(router: &str, kind: &str, name: &str, params: &[&str]) -> Child {
-    let mut command = Command::new(workspace_bin("evospike"));
-    command
-        .args(["run", kind, "--name", name, "--connect", router])
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("RUST_LOG", "info");
-    for p in params {
-        command.args(["-p", p]);
-    }
-    Child::spawn(&mut command).expect("start a node")
-}
-
-fn url_of(child: &mut Child) -> String {
-    let line = child
-        .wait_for_line(|l| l.contains("serving http://"), START)
-        .expect("the service starts");
-    line.split("serving ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a URL in the log line")
-        .to_owned()
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
 
 /// A WebDriver session on chromedriver.
 struct Browser {
@@ -89,18 +60,11 @@ fn the_dashboard_shows_nodes_and_a_live_raster_without_console_errors() {
         return;
     };
     let router_ep = loopback_endpoint();
-    let mut router = {
-        let mut command = Command::new(workspace_bin("evospike"));
-        command.args(["run", "router", "--listen", &router_ep]);
-        Child::spawn(&mut command).unwrap()
-    };
-    router
-        .wait_for_line(|l| l.contains("ready"), START)
-        .expect("router");
-    let mut monitoring = node(&router_ep, "monitoring", "monitoring", &["interval_ms=300"]);
-    let mut gateway = node(&router_ep, "gateway", "gateway", &["probe_ms=300"]);
-    url_of(&mut monitoring);
-    let gw = url_of(&mut gateway);
+    let _router = evospike_testkit::router(&router_ep);
+    let mut monitoring = service_node(&router_ep, "monitoring", "monitoring", &["interval_ms=300"]);
+    let mut gateway = service_node(&router_ep, "gateway", "gateway", &["probe_ms=300"]);
+    service_url(&mut monitoring);
+    let gw = service_url(&mut gateway);
 
     let port = free_port();
     let mut driver =

@@ -4,37 +4,10 @@
 //! stop a request before it reaches a service, and HTTP services registered
 //! from outside the bus.
 
-use std::process::Command;
 use std::time::Duration;
 
-use evospike_testkit::{loopback_endpoint, wait_until, workspace_bin, Child};
+use evospike_testkit::{loopback_endpoint, service_node, service_url, wait_until};
 use serde_json::{json, Value};
-
-const START: Duration = Duration::from_secs(60);
-
-fn node(router: &str, kind: &str, name: &str, params: &[String]) -> Child {
-    let mut command = Command::new(workspace_bin("evospike"));
-    command
-        .args(["run", kind, "--name", name, "--connect", router])
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("RUST_LOG", "info");
-    for p in params {
-        command.args(["-p", p]);
-    }
-    Child::spawn(&mut command).expect("start a node")
-}
-
-fn url_of(child: &mut Child) -> String {
-    let line = child
-        .wait_for_line(|l| l.contains("serving http://"), START)
-        .expect("the service starts");
-    line.split("serving ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a URL in the log line")
-        .to_owned()
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -77,22 +50,15 @@ fn call(
 #[test]
 fn the_gateway_routes_over_the_bus_shares_load_and_survives_an_instance() {
     let router_ep = loopback_endpoint();
-    let mut router = {
-        let mut command = Command::new(workspace_bin("evospike"));
-        command.args(["run", "router", "--listen", &router_ep]);
-        Child::spawn(&mut command).unwrap()
-    };
-    router
-        .wait_for_line(|l| l.contains("ready"), START)
-        .expect("the router starts");
+    let _router = evospike_testkit::router(&router_ep);
     let data = tempfile::tempdir().unwrap();
     let dir = |n: &str| format!("data_dir={}", data.path().join(n).display());
-    let mut reg1 = node(&router_ep, "registry", "registry1", &[dir("r1")]);
-    let mut reg2 = node(&router_ep, "registry", "registry2", &[dir("r2")]);
-    let mut gateway = node(&router_ep, "gateway", "gateway", &[]);
-    let gw = url_of(&mut gateway);
-    url_of(&mut reg1);
-    url_of(&mut reg2);
+    let mut reg1 = service_node(&router_ep, "registry", "registry1", &[dir("r1")]);
+    let mut reg2 = service_node(&router_ep, "registry", "registry2", &[dir("r2")]);
+    let mut gateway = service_node(&router_ep, "gateway", "gateway", &[] as &[&str]);
+    let gw = service_url(&mut gateway);
+    service_url(&mut reg1);
+    service_url(&mut reg2);
 
     // Both instances become visible.
     wait_until(Duration::from_secs(20), || {
@@ -199,8 +165,8 @@ fn the_gateway_routes_over_the_bus_shares_load_and_survives_an_instance() {
 
     // An HTTP service outside the bus joins with a registration: a registry
     // reached directly over HTTP stands in for one.
-    let mut outside = node(&router_ep, "registry", "outside", &[dir("r3")]);
-    let outside_url = url_of(&mut outside);
+    let mut outside = service_node(&router_ep, "registry", "outside", &[dir("r3")]);
+    let outside_url = service_url(&mut outside);
     let (status, _, _, body) = call(
         "POST",
         &format!("{gw}/services/register"),
@@ -238,25 +204,18 @@ fn the_gateway_routes_over_the_bus_shares_load_and_survives_an_instance() {
 #[test]
 fn guards_reject_before_the_service_sees_anything() {
     let router_ep = loopback_endpoint();
-    let mut router = {
-        let mut command = Command::new(workspace_bin("evospike"));
-        command.args(["run", "router", "--listen", &router_ep]);
-        Child::spawn(&mut command).unwrap()
-    };
-    router
-        .wait_for_line(|l| l.contains("ready"), START)
-        .expect("the router starts");
+    let _router = evospike_testkit::router(&router_ep);
     let data = tempfile::tempdir().unwrap();
     let keys = data.path().join("keys.txt");
     std::fs::write(&keys, "# gateway keys\nkey-from-file\n").unwrap();
-    let mut registry = node(
+    let mut registry = service_node(
         &router_ep,
         "registry",
         "registry",
         &[format!("data_dir={}", data.path().join("r").display())],
     );
-    let reg_url = url_of(&mut registry);
-    let mut gateway = node(
+    let reg_url = service_url(&mut registry);
+    let mut gateway = service_node(
         &router_ep,
         "gateway",
         "gateway",
@@ -267,7 +226,7 @@ fn guards_reject_before_the_service_sees_anything() {
             "rate_burst=3".to_owned(),
         ],
     );
-    let gw = url_of(&mut gateway);
+    let gw = service_url(&mut gateway);
     let register = |auth: &[(&str, &str)], body: &str| {
         call(
             "POST",

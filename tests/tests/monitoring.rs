@@ -7,34 +7,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use evospike_testkit::{free_port, loopback_endpoint, wait_until, workspace_bin, Child};
+use evospike_testkit::{
+    free_port, loopback_endpoint, service_node, service_url, wait_until, which, Child,
+};
 use serde_json::{json, Value};
-
-const START: Duration = Duration::from_secs(60);
-
-fn node(router: &str, kind: &str, name: &str, params: &[String]) -> Child {
-    let mut command = Command::new(workspace_bin("evospike"));
-    command
-        .args(["run", kind, "--name", name, "--connect", router])
-        .env("SERVICE_HOST", "127.0.0.1")
-        .env("SERVICE_PORT", "0")
-        .env("RUST_LOG", "info");
-    for p in params {
-        command.args(["-p", p]);
-    }
-    Child::spawn(&mut command).expect("start a node")
-}
-
-fn url_of(child: &mut Child) -> String {
-    let line = child
-        .wait_for_line(|l| l.contains("serving http://"), START)
-        .expect("the service starts");
-    line.split("serving ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a URL in the log line")
-        .to_owned()
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -82,30 +58,23 @@ fn alert<'a>(alerts: &'a Value, rule: &str, node: &str) -> Option<&'a Value> {
 #[test]
 fn monitoring_collects_alerts_and_serves_prometheus() {
     let router_ep = loopback_endpoint();
-    let mut router = {
-        let mut command = Command::new(workspace_bin("evospike"));
-        command.args(["run", "router", "--listen", &router_ep]);
-        Child::spawn(&mut command).unwrap()
-    };
-    router
-        .wait_for_line(|l| l.contains("ready"), START)
-        .expect("router");
+    let _router = evospike_testkit::router(&router_ep);
     let data = tempfile::tempdir().unwrap();
-    let mut registry = node(
+    let mut registry = service_node(
         &router_ep,
         "registry",
         "registry",
         &[format!("data_dir={}", data.path().join("r").display())],
     );
-    let reg = url_of(&mut registry);
+    let reg = service_url(&mut registry);
     let rule = json!([{"name": "registry_running", "metric": "steps_total", "node": "reg*", "op": ">=", "threshold": 0, "for_s": 1}]);
-    let mut monitoring = node(
+    let mut monitoring = service_node(
         &router_ep,
         "monitoring",
         "monitoring",
         &[format!("rules={rule}"), "interval_ms=300".to_owned()],
     );
-    let mon = url_of(&mut monitoring);
+    let mon = service_url(&mut monitoring);
 
     // Node metrics arrive from the bus by themselves; the registry's HTTP
     // traffic is read from its /metrics over the bus.
@@ -205,14 +174,6 @@ fn monitoring_collects_alerts_and_serves_prometheus() {
     assert!(get(&format!("{mon}/metrics"))
         .1
         .contains("evospike_node_up{node=\"registry\"} 0"));
-}
-
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
 }
 
 fn scrape_with_prometheus(prometheus: &std::path::Path, monitoring: &str, dir: &std::path::Path) {

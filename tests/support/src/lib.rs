@@ -258,6 +258,54 @@ impl Drop for Child {
     }
 }
 
+/// Starts `evospike run KIND --name NAME --connect ROUTER -p PARAM…` as a service
+/// on 127.0.0.1 with any free port (`SERVICE_PORT=0`).
+pub fn service_node(router: &str, kind: &str, name: &str, params: &[impl AsRef<str>]) -> Child {
+    let mut command = Command::new(workspace_bin("evospike"));
+    command
+        .args(["run", kind, "--name", name, "--connect", router])
+        .env("SERVICE_HOST", "127.0.0.1")
+        .env("SERVICE_PORT", "0")
+        .env("RUST_LOG", "info");
+    for p in params {
+        command.args(["-p", p.as_ref()]);
+    }
+    Child::spawn(&mut command).expect("start a service node")
+}
+
+/// Starts `evospike run router --listen ENDPOINT` and waits until it is ready.
+pub fn router(endpoint: &str) -> Child {
+    let mut router = Child::spawn(
+        Command::new(workspace_bin("evospike")).args(["run", "router", "--listen", endpoint]),
+    )
+    .expect("start a router");
+    router
+        .wait_for_line(|l| l.contains("ready"), Duration::from_secs(60))
+        .expect("the router starts");
+    router
+}
+
+/// The base URL a service logs when it starts (`… serving http://ADDR`).
+pub fn service_url(service: &mut Child) -> String {
+    let line = service
+        .wait_for_line(|l| l.contains("serving http://"), Duration::from_secs(60))
+        .expect("the service starts");
+    line.split("serving ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a URL in the log line")
+        .to_owned()
+}
+
+/// `program` on the `PATH`, if it is there.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
