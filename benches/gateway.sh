@@ -55,7 +55,7 @@ for round in 1 2 3; do
     if [[ $path == direct ]]; then url=http://127.0.0.1:28002/infer; else url=$GW/inference/infer; fi
     out=$("$LOAD" "$url" "$work/body.json" "$CLIENTS" "$SECONDS_PER_RUN")
     echo "$out" >"$work/$round-$path.json"
-    python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print(f"| {sys.argv[1]} | {sys.argv[2]} | {r[\"requests_per_s\"]:.0f} | {r[\"p50_ms\"]:.2f} | {r[\"p99_ms\"]:.2f} | {r[\"failed\"]} |")' "$round" "$path" "$out"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print("| %s | %s | %.0f | %.2f | %.2f | %d |" % (sys.argv[1], sys.argv[2], r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["failed"]))' "$round" "$path" "$out"
   done
 done
 python3 - "$work" <<'PY'
