@@ -92,21 +92,8 @@ impl Services {
     fn start(cache_size: usize) -> Services {
         let data = tempfile::tempdir().unwrap();
         let router = loopback_endpoint();
-        let mut command = Command::new(workspace_bin("evospike"));
-        command
-            .arg("launch")
-            .arg(repo().join("launch/services.yaml"))
-            .args(["--arg", &format!("router={router}")])
-            .args(["--arg", "host=127.0.0.1"])
-            .args(["--arg", "registry_port=0"])
-            .args(["--arg", "inference_port=0"])
-            .args(["--arg", &format!("model_cache_size={cache_size}")])
-            .arg("--arg")
-            .arg(format!(
-                "registry_data={}",
-                data.path().join("registry").display()
-            ))
-            .env("RUST_LOG", "info");
+        let mut command = evospike_testkit::services_launch(&router, data.path());
+        command.args(["--arg", &format!("model_cache_size={cache_size}")]);
         let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
         let (mut registry, mut inference) = (None, None);
         while registry.is_none() || inference.is_none() {

@@ -4,16 +4,11 @@
 //! with exactly the predictions — hence the accuracy — that `evospike eval`
 //! gives for the registered files.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use evospike_testkit::{loopback_endpoint, wait_until, workspace_bin, Child};
 use serde_json::{json, Value};
-
-fn services() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/services.yaml")
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -42,33 +37,8 @@ fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
 fn a_model_trained_through_the_gateway_is_served_with_the_accuracy_eval_gives() {
     let data = tempfile::tempdir().unwrap();
     let router = loopback_endpoint();
-    let mut command = Command::new(workspace_bin("evospike"));
-    command.arg("launch").arg(services()).args([
-        "--arg",
-        &format!("router={router}"),
-        "--arg",
-        "host=127.0.0.1",
-    ]);
-    for port in [
-        "gateway_port",
-        "registry_port",
-        "monitoring_port",
-        "inference_port",
-        "training_port",
-    ] {
-        command.args(["--arg", &format!("{port}=0")]);
-    }
-    for (arg, dir) in [
-        ("registry_data", "registry"),
-        ("logs_data", "logs"),
-        ("training_data", "training"),
-    ] {
-        command
-            .arg("--arg")
-            .arg(format!("{arg}={}", data.path().join(dir).display()));
-    }
-    let mut launcher =
-        Child::spawn(command.env("RUST_LOG", "info")).expect("start evospike launch");
+    let mut command = evospike_testkit::services_launch(&router, data.path());
+    let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let line = launcher
         .wait_for_line(
             |l| l.contains("(gateway) serving http://"),

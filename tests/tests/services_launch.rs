@@ -2,44 +2,16 @@
 //! register example answers, directly and through the gateway; monitoring sees
 //! the services and the log consumer stored their start; Ctrl-C ends it all.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use evospike_testkit::{loopback_endpoint, workspace_bin, Child};
 
-fn services() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/services.yaml")
-}
-
 #[test]
 fn the_services_launch_file_starts_a_registry_that_answers() {
     let data = tempfile::tempdir().unwrap();
     let router = loopback_endpoint();
-    let mut command = Command::new(workspace_bin("evospike"));
-    command
-        .arg("launch")
-        .arg(services())
-        .args(["--arg", &format!("router={router}")])
-        .args(["--arg", "host=127.0.0.1"])
-        .args(["--arg", "registry_port=0"])
-        .args(["--arg", "gateway_port=0"])
-        .args(["--arg", "monitoring_port=0"])
-        .args(["--arg", "inference_port=0"])
-        .args(["--arg", "training_port=0"])
-        .arg("--arg")
-        .arg(format!(
-            "registry_data={}",
-            data.path().join("registry").display()
-        ))
-        .arg("--arg")
-        .arg(format!("logs_data={}", data.path().join("logs").display()))
-        .arg("--arg")
-        .arg(format!(
-            "training_data={}",
-            data.path().join("training").display()
-        ))
-        .env("RUST_LOG", "info");
+    let mut command = evospike_testkit::services_launch(&router, data.path());
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
     while urls.len() < 5 {

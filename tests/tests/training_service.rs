@@ -42,19 +42,8 @@ impl Services {
     /// Starts the services with their data under `data`.
     fn start(max_running: u32, data: &Path) -> Services {
         let router = loopback_endpoint();
-        let mut command = Command::new(workspace_bin("evospike"));
-        command
-            .arg("launch")
-            .arg(repo("launch/services.yaml"))
-            .args(["--arg", &format!("router={router}")])
-            .args(["--arg", "host=127.0.0.1"])
-            .args(["--arg", "registry_port=0", "--arg", "training_port=0"])
-            .args(["--arg", &format!("max_running={max_running}")])
-            .arg("--arg")
-            .arg(format!("registry_data={}", data.join("registry").display()))
-            .arg("--arg")
-            .arg(format!("training_data={}", data.join("training").display()))
-            .env("RUST_LOG", "info");
+        let mut command = evospike_testkit::services_launch(&router, data);
+        command.args(["--arg", &format!("max_running={max_running}")]);
         let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
         let registry = url_in(
             &launcher

@@ -297,6 +297,40 @@ pub fn service_url(service: &mut Child) -> String {
         .to_owned()
 }
 
+/// `evospike launch launch/services.yaml` for a test: the router at `router`,
+/// every service on 127.0.0.1 and a free port, every data directory under
+/// `data`. Add a test's own `--arg`s to the command.
+pub fn services_launch(router: &str, data: &std::path::Path) -> Command {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch/services.yaml");
+    let mut command = Command::new(workspace_bin("evospike"));
+    command.arg("launch").arg(file).args([
+        "--arg",
+        &format!("router={router}"),
+        "--arg",
+        "host=127.0.0.1",
+    ]);
+    for port in [
+        "gateway_port",
+        "training_port",
+        "inference_port",
+        "registry_port",
+        "monitoring_port",
+    ] {
+        command.args(["--arg", &format!("{port}=0")]);
+    }
+    for (arg, dir) in [
+        ("registry_data", "registry"),
+        ("training_data", "training"),
+        ("logs_data", "logs"),
+    ] {
+        command
+            .arg("--arg")
+            .arg(format!("{arg}={}", data.join(dir).display()));
+    }
+    command.env("RUST_LOG", "info");
+    command
+}
+
 /// `program` on the `PATH`, if it is there.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
