@@ -30,6 +30,9 @@ pub enum HttpError {
     /// The server stopped with an error.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    /// The service could not be offered over the bus.
+    #[error("cannot serve HTTP over the bus")]
+    Bus(#[from] evospike_bus::BusError),
 }
 
 /// An error answer: a status and a message. The kit's middleware turns it into

@@ -123,6 +123,11 @@ impl Service {
         self
     }
 
+    /// The service's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The service's metrics, to add its own gauges and counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
@@ -205,4 +210,24 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .map_err(HttpError::Serve)
+}
+
+/// Serves `service` on `listener` and over the bus — as an instance of the
+/// service on node `node` ([`bridge::serve_on_bus`]) — until `shutdown`
+/// completes: what every service node does once it is set up.
+///
+/// # Errors
+/// [`HttpError::Bus`] when the bus side cannot be declared, [`HttpError::Serve`]
+/// when the server fails.
+pub async fn serve_service(
+    bus: &evospike_bus::Bus,
+    node: &str,
+    service: Service,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    let name = service.name();
+    let router = service.into_router();
+    let _on_bus = bridge::serve_on_bus(bus, name, node, router.clone())?;
+    serve(listener, router, shutdown).await
 }

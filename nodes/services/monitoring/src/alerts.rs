@@ -168,48 +168,18 @@ impl Rule {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Tracked {
-    alert: Alert,
-    pending: Instant,
-}
-
-/// The alerts and what the rules remember between evaluations.
-#[derive(Debug)]
-pub(crate) struct Alerts {
-    rules: Vec<Rule>,
-    active: BTreeMap<(String, String), Tracked>,
-    resolved: VecDeque<Alert>,
-    /// `gaps_total` per node when it last grew, and its value then.
-    gaps: BTreeMap<String, (f64, Instant)>,
-}
-
-/// Resolved alerts kept for `GET /alerts`.
-const RESOLVED_KEPT: usize = 100;
-
-fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
-}
-
-impl Alerts {
-    pub(crate) fn new(rules: Vec<Rule>) -> Alerts {
-        Alerts {
-            rules,
-            active: BTreeMap::new(),
-            resolved: VecDeque::new(),
-            gaps: BTreeMap::new(),
-        }
-    }
-
+impl Rule {
     /// Whether `rule` holds on `node`, with the value and what it means.
+    /// `gaps` is what `pipeline_gaps` remembers: per node, `gaps_total` when it
+    /// last grew, and when.
     fn check(
-        &mut self,
-        rule: &Rule,
+        &self,
         view: &dyn NodeView,
         node: &str,
         now: Instant,
+        gaps: &mut BTreeMap<String, (f64, Instant)>,
     ) -> Option<(f64, String)> {
-        match rule {
+        match self {
             Rule::Metric(p) => {
                 if !matches(&p.node, node) {
                     return None;
@@ -227,9 +197,9 @@ impl Alerts {
                 .map(|s| (s, format!("node {node} stopped answering {s:.0} s ago"))),
             Rule::PipelineGaps { window_s } => {
                 let total = view.value(node, "gaps_total")?;
-                let (last, grew) = self.gaps.get(node).copied().unwrap_or((0.0, now));
+                let (last, grew) = gaps.get(node).copied().unwrap_or((0.0, now));
                 if total > last {
-                    self.gaps.insert(node.to_owned(), (total, now));
+                    gaps.insert(node.to_owned(), (total, now));
                     return Some((
                         total,
                         format!(
@@ -273,70 +243,86 @@ impl Alerts {
             }
         }
     }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    alert: Alert,
+    pending: Instant,
+}
+
+/// The alerts and what the rules remember between evaluations.
+#[derive(Debug)]
+pub(crate) struct Alerts {
+    rules: Vec<Rule>,
+    active: BTreeMap<(String, String), Tracked>,
+    resolved: VecDeque<Alert>,
+    /// `gaps_total` per node when it last grew, and its value then.
+    gaps: BTreeMap<String, (f64, Instant)>,
+}
+
+/// Resolved alerts kept for `GET /alerts`.
+const RESOLVED_KEPT: usize = 100;
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+impl Alerts {
+    pub(crate) fn new(rules: Vec<Rule>) -> Alerts {
+        Alerts {
+            rules,
+            active: BTreeMap::new(),
+            resolved: VecDeque::new(),
+            gaps: BTreeMap::new(),
+        }
+    }
 
     /// Evaluates every rule on every node.
     pub(crate) fn evaluate(&mut self, view: &dyn NodeView, now: Instant, wall: SystemTime) {
-        let rules = self.rules.clone();
+        let Alerts {
+            rules,
+            active,
+            resolved,
+            gaps,
+        } = self;
         let nodes = view.nodes();
-        for rule in &rules {
+        for rule in rules.iter() {
             for node in &nodes {
                 let key = (rule.name().to_owned(), node.clone());
-                match self.check(rule, view, node, now) {
-                    Some((value, message)) => {
-                        let tracked = self.active.entry(key).or_insert_with(|| Tracked {
-                            alert: Alert {
-                                rule: rule.name().to_owned(),
-                                node: node.clone(),
-                                state: "pending".into(),
-                                pending_since: rfc3339(wall),
-                                ..Default::default()
-                            },
-                            pending: now,
-                        });
-                        tracked.alert.value = value;
-                        tracked.alert.message = message;
-                        if tracked.alert.state == "pending"
-                            && now.duration_since(tracked.pending).as_secs_f64() >= rule.for_s()
-                        {
-                            tracked.alert.state = "firing".into();
-                            tracked.alert.firing_since = rfc3339(wall);
-                            tracing::warn!(rule = %tracked.alert.rule, node = %tracked.alert.node, message = %tracked.alert.message, "alert firing");
-                        }
-                    }
-                    None => {
-                        if let Some(tracked) = self.active.remove(&key) {
-                            // A pending alert that stops holding never fired: no trace.
-                            if tracked.alert.state == "firing" {
-                                let mut alert = tracked.alert;
-                                alert.state = "resolved".into();
-                                alert.resolved_at = rfc3339(wall);
-                                tracing::info!(rule = %alert.rule, node = %alert.node, "alert resolved");
-                                self.resolved.push_front(alert);
-                                self.resolved.truncate(RESOLVED_KEPT);
-                            }
-                        }
-                    }
+                let Some((value, message)) = rule.check(view, node, now, gaps) else {
+                    retire(active, resolved, &key, wall);
+                    continue;
+                };
+                let tracked = active.entry(key).or_insert_with(|| Tracked {
+                    alert: Alert {
+                        rule: rule.name().to_owned(),
+                        node: node.clone(),
+                        state: "pending".into(),
+                        pending_since: rfc3339(wall),
+                        ..Default::default()
+                    },
+                    pending: now,
+                });
+                tracked.alert.value = value;
+                tracked.alert.message = message;
+                if tracked.alert.state == "pending"
+                    && now.duration_since(tracked.pending).as_secs_f64() >= rule.for_s()
+                {
+                    tracked.alert.state = "firing".into();
+                    tracked.alert.firing_since = rfc3339(wall);
+                    tracing::warn!(rule = %tracked.alert.rule, node = %tracked.alert.node, message = %tracked.alert.message, "alert firing");
                 }
             }
         }
         // Alerts about nodes no longer known resolve too.
-        let known: std::collections::BTreeSet<&String> = nodes.iter().collect();
-        let stale: Vec<_> = self
-            .active
+        let stale: Vec<_> = active
             .keys()
-            .filter(|(_, node)| !known.contains(node))
+            .filter(|(_, node)| !nodes.contains(node))
             .cloned()
             .collect();
         for key in stale {
-            if let Some(tracked) = self.active.remove(&key) {
-                if tracked.alert.state == "firing" {
-                    let mut alert = tracked.alert;
-                    alert.state = "resolved".into();
-                    alert.resolved_at = rfc3339(wall);
-                    self.resolved.push_front(alert);
-                    self.resolved.truncate(RESOLVED_KEPT);
-                }
-            }
+            retire(active, resolved, &key, wall);
         }
     }
 
@@ -348,6 +334,27 @@ impl Alerts {
             active.extend(self.resolved.iter().cloned());
         }
         active
+    }
+}
+
+/// Ends the alert at `key`, if there is one: a firing alert is kept as
+/// resolved; a pending one never fired and leaves no trace.
+fn retire(
+    active: &mut BTreeMap<(String, String), Tracked>,
+    resolved: &mut VecDeque<Alert>,
+    key: &(String, String),
+    wall: SystemTime,
+) {
+    let Some(tracked) = active.remove(key) else {
+        return;
+    };
+    if tracked.alert.state == "firing" {
+        let mut alert = tracked.alert;
+        alert.state = "resolved".into();
+        alert.resolved_at = rfc3339(wall);
+        tracing::info!(rule = %alert.rule, node = %alert.node, "alert resolved");
+        resolved.push_front(alert);
+        resolved.truncate(RESOLVED_KEPT);
     }
 }
 

@@ -192,9 +192,6 @@ impl NodeKind for MonitoringKind {
         let addr = listener
             .local_addr()
             .map_err(|e| failed("read its address".into(), e))?;
-        let router = service.into_router();
-        let _bus_http =
-            evospike_http::bridge::serve_on_bus(&bus, "monitoring", node.name(), router.clone())?;
         tracing::info!("node {} (monitoring) serving http://{addr}", node.name());
         node.set_state(HealthState::Active);
         let node = Arc::new(node);
@@ -202,7 +199,7 @@ impl NodeKind for MonitoringKind {
             let node = node.clone();
             async move { node.stopped().await }
         };
-        let result = evospike_http::serve(listener, router, stop).await;
+        let result = evospike_http::serve_service(&bus, node.name(), service, listener, stop).await;
         collector.abort();
         watcher.abort();
         result.map_err(|e| failed("serve HTTP".into(), e))

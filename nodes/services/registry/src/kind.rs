@@ -130,14 +130,8 @@ impl NodeKind for RegistryKind {
             let node = node.clone();
             async move { node.stopped().await }
         };
-        let router = service.into_router();
-        let _bus_http = evospike_http::bridge::serve_on_bus(
-            node.bus(),
-            "registry",
-            node.name(),
-            router.clone(),
-        )?;
-        let result = evospike_http::serve(listener, router, stop).await;
+        let result =
+            evospike_http::serve_service(node.bus(), node.name(), service, listener, stop).await;
         gauges.abort();
         result.map_err(|e| failed("serve HTTP".into(), e))
     }
