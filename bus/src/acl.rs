@@ -19,14 +19,17 @@
 //!
 //! ```
 //! use evospike_bus::acl::{Acl, AclNode};
+//! use evospike_schemas::contract::NodeTopics;
 //! let acl = Acl {
 //!     nodes: vec![AclNode {
 //!         user: "layer1".into(),
 //!         namespace: "default".into(),
 //!         node: "layer1".into(),
-//!         publishes: vec!["layer1/spikes".into()],
-//!         subscribes: vec!["encoder/spikes".into()],
-//!         serves: vec![],
+//!         topics: NodeTopics {
+//!             publishes: vec!["layer1/spikes".into()],
+//!             subscribes: vec!["encoder/spikes".into()],
+//!             ..NodeTopics::default()
+//!         },
 //!     }],
 //!     routers: vec!["aa01".into()],
 //!     operator: Some("operator".into()),
@@ -36,11 +39,12 @@
 //! assert!(json.to_string().contains("evospike/default/topic/layer1/spikes"));
 //! ```
 
+use evospike_schemas::contract::{NodeTopics, Watch};
 use serde_json::{json, Value};
 
 use crate::{BusError, KeySpace};
 
-/// One node's identity and the topics its launch graph gives it.
+/// One node's identity and the rights its launch graph gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclNode {
     /// The user it authenticates as.
@@ -49,12 +53,9 @@ pub struct AclNode {
     pub namespace: String,
     /// Its name.
     pub node: String,
-    /// Topics it publishes (after remapping).
-    pub publishes: Vec<String>,
-    /// Topics it subscribes to (after remapping).
-    pub subscribes: Vec<String>,
-    /// Services whose methods it serves.
-    pub serves: Vec<String>,
+    /// What it publishes, subscribes, serves, calls and watches (topics after
+    /// remapping).
+    pub topics: NodeTopics,
 }
 
 /// The access-control list of a cluster.
@@ -110,26 +111,42 @@ impl AclNode {
     /// This node's rules.
     fn rules(&self) -> Result<Vec<Rule>, BusError> {
         let keys = KeySpace::new(&self.namespace)?;
+        let t = &self.topics;
         let topics = |names: &[String]| -> Result<Vec<String>, BusError> {
             names.iter().map(|t| keys.topic(t)).collect()
         };
-        let mut own = topics(&self.publishes)?;
+        let mut own = topics(&t.publishes)?;
         own.push(keys.log(&self.node)?);
         own.push(keys.metric(&self.node)?);
         let mut served = vec![keys.health(&self.node)?];
-        for service in &self.serves {
-            served.push(keys.service_methods(service)?);
+        let mut tokens = vec![keys.node_token(&self.node)?];
+        if !t.serves.is_empty() {
+            served.push(keys.http(&self.node)?);
         }
-        let inputs = topics(&self.subscribes)?;
+        for service in &t.serves {
+            // A service's own events (e.g. training progress) live under its keys.
+            own.push(keys.service_methods(service)?);
+            served.push(keys.service_methods(service)?);
+            tokens.push(keys.service_token(service, &self.node)?);
+        }
+        let mut inputs = topics(&t.subscribes)?;
+        let mut asked = t
+            .calls
+            .iter()
+            .map(|s| keys.service_methods(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        for watch in &t.watches {
+            match watch {
+                Watch::Logs => inputs.push(keys.all("log")),
+                Watch::Metrics => inputs.push(keys.all("metric")),
+                Watch::Topics => inputs.push(keys.all_topics()),
+                Watch::HttpApis => asked.push(keys.all("http")),
+            }
+        }
         let id = |what: &str| format!("{what}:{}", self.user);
         let mut rules = vec![
             Rule::new(id("publish"), &["put", "delete"], INGRESS, own),
-            Rule::new(
-                id("token"),
-                &["liveliness_token"],
-                INGRESS,
-                vec![keys.node_token(&self.node)?],
-            ),
+            Rule::new(id("token"), &["liveliness_token"], INGRESS, tokens),
             Rule::new(
                 id("serve"),
                 &["declare_queryable", "reply"],
@@ -151,14 +168,22 @@ impl AclNode {
                     "declare_liveliness_subscriber",
                 ],
                 EGRESS,
-                // `@node` is a verbatim chunk: `**` does not match it.
-                vec![keys.everything(), keys.all_nodes()],
+                // `@node` and `@svc` are verbatim chunks: `**` does not match them.
+                vec![
+                    keys.everything(),
+                    keys.all_nodes(),
+                    keys.service_tokens("*"),
+                ],
             ),
             Rule::new(
                 id("discover"),
                 &["query", "liveliness_query", "declare_liveliness_subscriber"],
                 INGRESS,
-                vec![keys.all("health"), keys.all_nodes()],
+                vec![
+                    keys.all("health"),
+                    keys.all_nodes(),
+                    keys.service_tokens("*"),
+                ],
             ),
         ];
         if !inputs.is_empty() {
@@ -170,6 +195,9 @@ impl AclNode {
             ));
             rules.push(Rule::new(id("receive"), &["put", "delete"], EGRESS, inputs));
         }
+        if !asked.is_empty() {
+            rules.push(Rule::new(id("call"), &["query"], INGRESS, asked));
+        }
         Ok(rules)
     }
 }
@@ -177,7 +205,11 @@ impl AclNode {
 /// Every key of every namespace, liveliness tokens included (`@node` is a
 /// verbatim chunk that `**` does not match).
 fn operator_keys() -> Vec<String> {
-    vec!["evospike/**".into(), "evospike/*/@node/*".into()]
+    vec![
+        "evospike/**".into(),
+        "evospike/*/@node/*".into(),
+        "evospike/*/@svc/*/*".into(),
+    ]
 }
 
 const ALL_MESSAGES: &[&str] = &[
@@ -276,9 +308,11 @@ mod tests {
             user: "layer1".into(),
             namespace: "lab".into(),
             node: "layer1".into(),
-            publishes: vec!["layer1/spikes".into()],
-            subscribes: vec!["encoder/spikes".into()],
-            serves: vec![],
+            topics: NodeTopics {
+                publishes: vec!["layer1/spikes".into()],
+                subscribes: vec!["encoder/spikes".into()],
+                ..NodeTopics::default()
+            },
         }
     }
 
@@ -336,9 +370,55 @@ mod tests {
     }
 
     #[test]
+    fn a_service_serves_its_api_and_calls_and_watches_only_what_it_names() {
+        let gateway = AclNode {
+            user: "gw".into(),
+            namespace: "lab".into(),
+            node: "gw".into(),
+            topics: NodeTopics {
+                serves: vec!["gateway".into()],
+                calls: vec!["registry".into()],
+                watches: vec![Watch::HttpApis, Watch::Logs],
+                ..NodeTopics::default()
+            },
+        };
+        let json = Acl {
+            nodes: vec![gateway],
+            ..Acl::default()
+        }
+        .to_json()
+        .unwrap();
+        assert_eq!(
+            keys_of(&json, "serve:gw"),
+            [
+                "evospike/lab/health/gw",
+                "evospike/lab/http/gw",
+                "evospike/lab/svc/gateway/**"
+            ]
+        );
+        assert_eq!(
+            keys_of(&json, "token:gw"),
+            ["evospike/lab/@node/gw", "evospike/lab/@svc/gateway/gw"]
+        );
+        assert_eq!(
+            keys_of(&json, "call:gw"),
+            ["evospike/lab/svc/registry/**", "evospike/lab/http/**"]
+        );
+        assert_eq!(keys_of(&json, "subscribe:gw"), ["evospike/lab/log/**"]);
+        // A plain layer calls nothing.
+        let json = Acl {
+            nodes: vec![layer()],
+            ..Acl::default()
+        }
+        .to_json()
+        .unwrap();
+        assert!(!json.to_string().contains("call:layer1"));
+    }
+
+    #[test]
     fn names_outside_the_key_layout_are_refused() {
         let mut node = layer();
-        node.publishes = vec!["a//b".into()];
+        node.topics.publishes = vec!["a//b".into()];
         assert!(Acl {
             nodes: vec![node],
             ..Acl::default()

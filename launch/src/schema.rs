@@ -66,17 +66,24 @@ pub(crate) struct RawBus {
 pub(crate) struct RawSecurity {
     /// Folder with `ca.pem` and each machine's `<machine>.pem` / `<machine>.key`
     /// (what `evospike certs` writes).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_path")]
     pub(crate) certs: Option<String>,
     /// Mutual TLS: routers accept only sessions with a certificate of the CA.
     #[serde(default)]
     pub(crate) mtls: bool,
     /// The cluster secret file every node's password is derived from.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_path")]
     pub(crate) secret: Option<String>,
     /// Routers enforce the least-privilege access-control list of the graph.
     #[serde(default)]
     pub(crate) acl: bool,
+}
+
+/// A path that an arg may leave unset: `$(arg secret)` of an arg whose default
+/// is `~` (or empty) means no path.
+fn optional_path<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    let path = Option::<String>::deserialize(de)?;
+    Ok(path.filter(|p| !matches!(p.as_str(), "" | "~" | "null")))
 }
 
 impl RawBus {
@@ -166,6 +173,10 @@ pub(crate) struct RawNode {
     pub(crate) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) remap: BTreeMap<String, String>,
+    /// What an `exec:` node publishes, subscribes, serves, calls and watches,
+    /// for the access-control list (a `kind:` node's kind says it).
+    #[serde(default)]
+    pub(crate) topics: Option<Spanned<evospike_schemas::contract::NodeTopics>>,
     /// Read from the YAML tree (types kept) in `load`.
     #[serde(default)]
     #[allow(dead_code)]

@@ -43,7 +43,8 @@ pub struct GraphNode {
     /// Its kind, for `kind:` nodes.
     pub kind: Option<String>,
     /// What it publishes, subscribes and serves, remaps applied (`None`: its kind
-    /// could not say, e.g. an `exec:` node — it gets no topic rights).
+    /// could not say, e.g. an `exec:` node without `topics:` — it gets no
+    /// topic rights).
     pub topics: Option<NodeTopics>,
     /// It authenticates with a user (the launch gives it a cluster secret).
     pub authenticated: bool,
@@ -70,18 +71,13 @@ pub fn router_zid(namespace: &str, name: &str) -> String {
 }
 
 /// `topics` with `remap` (from → to) applied.
-pub(crate) fn remapped(topics: NodeTopics, remap: &BTreeMap<String, String>) -> NodeTopics {
-    let map = |names: Vec<String>| {
-        names
-            .into_iter()
-            .map(|n| remap.get(&n).cloned().unwrap_or(n))
-            .collect()
-    };
-    NodeTopics {
-        publishes: map(topics.publishes),
-        subscribes: map(topics.subscribes),
-        serves: topics.serves,
+pub(crate) fn remapped(mut topics: NodeTopics, remap: &BTreeMap<String, String>) -> NodeTopics {
+    for name in topics.publishes.iter_mut().chain(&mut topics.subscribes) {
+        if let Some(to) = remap.get(name) {
+            name.clone_from(to);
+        }
     }
+    topics
 }
 
 /// What `bus.security` means for one node of one machine.
@@ -174,7 +170,7 @@ mod tests {
         let topics = NodeTopics {
             publishes: vec!["a/spikes".into()],
             subscribes: vec!["in".into()],
-            serves: vec![],
+            ..NodeTopics::default()
         };
         let remap = BTreeMap::from([("in".to_string(), "encoder/spikes".to_string())]);
         let out = remapped(topics, &remap);

@@ -89,15 +89,39 @@ pub mod env {
 
 /// What a node of the launch graph publishes, subscribes and serves, as its
 /// kind derives it from its parameters (topic names before remapping). The
-/// launcher builds its access-control list from these.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// launcher builds its access-control list from these. An `exec:` node of a
+/// launch file declares them under `topics:` (the same keys, `watches` by the
+/// names of [`Watch`] in snake case).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NodeTopics {
     /// Topics it publishes.
     pub publishes: Vec<String>,
     /// Topics it subscribes to.
     pub subscribes: Vec<String>,
-    /// Services whose methods it serves.
+    /// Services whose methods it serves. A serving node also answers its HTTP
+    /// API over the bus, announces itself as an instance of each service and
+    /// may publish events under the service's keys.
     pub serves: Vec<String>,
+    /// Services whose methods it calls.
+    pub calls: Vec<String>,
+    /// What it reads from every node of its namespace (a gateway, monitoring,
+    /// the log consumer).
+    pub watches: Vec<Watch>,
+}
+
+/// A namespace-wide read right (see [`NodeTopics::watches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watch {
+    /// Every node's log records.
+    Logs,
+    /// Every node's metrics.
+    Metrics,
+    /// Every topic (e.g. a dashboard's spike raster of any topic).
+    Topics,
+    /// Every node's HTTP API over the bus (a gateway, monitoring's scrapes).
+    HttpApis,
 }
 
 /// The exit code of a node (or tool) whose bus could not reach any of its

@@ -1,6 +1,12 @@
 //! `launch/services.yaml` starts the router and every service; the documented
 //! register example answers, directly and through the gateway; monitoring sees
 //! the services and the log consumer stored their start; Ctrl-C ends it all.
+//!
+//! The same again secured (`secret`, `acl=true`, `bus_mode=client`): every
+//! service authenticates as itself and the router enforces the access-control
+//! list derived from the launch file, which gives each service kind what it
+//! needs (the gateway every HTTP API, monitoring every metric, inference the
+//! registry, …) and nothing more.
 
 use std::process::Command;
 use std::time::Duration;
@@ -9,9 +15,38 @@ use evospike_testkit::{loopback_endpoint, workspace_bin, Child};
 
 #[test]
 fn the_services_launch_file_starts_a_registry_that_answers() {
+    services_answer(false);
+}
+
+#[test]
+fn secured_services_reach_what_their_kinds_need_and_no_more() {
+    services_answer(true);
+}
+
+fn services_answer(secured: bool) {
     let data = tempfile::tempdir().unwrap();
     let router = loopback_endpoint();
     let mut command = evospike_testkit::services_launch(&router, data.path());
+    let certs = data.path().join("certs");
+    // `evospike log`'s credentials: the operator may ask any service.
+    let mut tool_user: Vec<String> = Vec::new();
+    if secured {
+        let status = Command::new(workspace_bin("evospike"))
+            .args(["certs", "--machine", "local=127.0.0.1", "--out"])
+            .arg(&certs)
+            .status()
+            .unwrap();
+        assert!(status.success(), "evospike certs");
+        let secret = certs.join("cluster.secret").display().to_string();
+        command.args(["--arg", &format!("secret={secret}")]);
+        command.args(["--arg", "acl=true", "--arg", "bus_mode=client"]);
+        tool_user = vec![
+            "--user".into(),
+            "operator".into(),
+            "--secret-file".into(),
+            secret,
+        ];
+    }
     let mut launcher = Child::spawn(&mut command).expect("start evospike launch");
     let mut urls = std::collections::BTreeMap::new();
     while urls.len() < 5 {
@@ -100,15 +135,44 @@ fn the_services_launch_file_starts_a_registry_that_answers() {
     })
     .expect("the dashboard data lists the services' nodes");
 
+    // Inference asks the registry over the bus: an unknown model is the
+    // registry's 404, not a timeout.
+    let mut reply = agent
+        .post(&format!("{gateway}/inference/load_model/no_such_model"))
+        .header("Content-Type", "application/json")
+        .send("{}")
+        .unwrap();
+    let body = reply.body_mut().read_to_string().unwrap();
+    assert_eq!(reply.status().as_u16(), 404, "{body}");
+
     // The log consumer stored the services' start-up.
-    let router_ep = router.clone();
-    evospike_testkit::wait_until(Duration::from_secs(10), || {
+    let log = |user: &[String]| {
         Command::new(workspace_bin("evospike"))
-            .args(["log", "--connect", &router_ep, "--node", "registry"])
+            .args(["log", "--connect", &router, "--node", "registry"])
+            .args(user)
             .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("serving http://"))
+            .unwrap()
+    };
+    evospike_testkit::wait_until(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&log(&tool_user).stdout).contains("serving http://")
     })
     .expect("`evospike log` shows the registry's start");
+    if secured {
+        // Valid credentials of a service whose kind never asks the log
+        // consumer: the router does not deliver its query.
+        let secret = certs.join("cluster.secret").display().to_string();
+        let output = log(&[
+            "--user".into(),
+            "inference".into(),
+            "--secret-file".into(),
+            secret,
+        ]);
+        assert!(
+            !output.status.success()
+                && !String::from_utf8_lossy(&output.stdout).contains("serving http://"),
+            "inference's credentials must not read the logs: {output:?}"
+        );
+    }
 
     launcher.signal("INT").unwrap();
     let status = launcher

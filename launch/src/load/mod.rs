@@ -15,6 +15,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use evospike_schemas::contract::NodeTopics;
 use marked_yaml::Spanned;
 use serde_json::{Map, Value};
 
@@ -183,6 +184,8 @@ struct Collected {
     security: Option<RawSecurity>,
     /// Topic remaps, from → to.
     remap: BTreeMap<String, String>,
+    /// An `exec:` node's `topics:`.
+    declared_topics: Option<NodeTopics>,
 }
 
 impl Collected {
@@ -196,11 +199,11 @@ impl Collected {
     /// This node as the access-control list sees it.
     fn graph_node(&self, kinds: Option<&dyn KindCatalog>) -> GraphNode {
         let topics = match (self.kind(), kinds) {
-            (Some(kind), Some(kinds)) => kinds
-                .topics(kind, &self.name, &self.params)
-                .map(|t| remapped(t, &self.remap)),
-            _ => None,
-        };
+            (Some(kind), Some(kinds)) => kinds.topics(kind, &self.name, &self.params),
+            (Some(_), None) => None,
+            (None, _) => self.declared_topics.clone(),
+        }
+        .map(|t| remapped(t, &self.remap));
         let security = self.security.as_ref();
         GraphNode {
             name: self.name.clone(),

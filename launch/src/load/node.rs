@@ -21,7 +21,7 @@ use crate::plan::{
     DEFAULT_RESPAWN_DELAY, DEFAULT_RESPAWN_DELAY_MAX,
 };
 use crate::schema::RawNode;
-use crate::security::NodeSecurity;
+use crate::security::{NodeSecurity, ROUTER_KIND};
 use crate::subst::is_executable;
 
 impl Loader<'_> {
@@ -91,6 +91,14 @@ impl Loader<'_> {
             ))),
         };
 
+        if let (Command::Kind { .. }, Some(topics)) = (&command, &node.topics) {
+            return Err(site(line_of(topics.span()), "topics").error(LoadErrorKind::Schema(
+                "`topics:` is for `exec:` nodes; a `kind:` node's kind says what it publishes, \
+                 subscribes and serves"
+                    .into(),
+            )));
+        }
+
         let sub_tree = |field: &str| {
             tree_node
                 .and_then(Node::as_mapping)
@@ -130,6 +138,17 @@ impl Loader<'_> {
             .as_ref()
             .map(|b| b.resolved(dir).over(&here.bus))
             .unwrap_or_else(|| here.bus.clone());
+        let is_router = matches!(&command, Command::Kind { kind, .. } if kind == ROUTER_KIND);
+        if bus.security.as_ref().is_some_and(|s| s.acl)
+            && !is_router
+            && bus.mode.as_deref() != Some("client")
+        {
+            return Err(name_site.error(LoadErrorKind::Schema(format!(
+                "bus.security.acl needs `mode: client` for node `{name}` (every node but the \
+                 routers): peers link to each other directly, past the routers that enforce \
+                 the access-control list"
+            ))));
+        }
 
         let mut env = BTreeMap::new();
         env.insert(contract::env::NODE_NAME.to_owned(), name.clone());
@@ -223,6 +242,7 @@ impl Loader<'_> {
             param_sites,
             security: bus.security.clone(),
             remap: node.remap.clone(),
+            declared_topics: node.topics.as_ref().map(|t| t.deref().clone()),
         })
     }
 }

@@ -29,16 +29,11 @@ pub(crate) fn acl(graph: &[GraphNode]) -> Acl {
         nodes: graph
             .iter()
             .filter(|g| g.authenticated && g.kind.as_deref() != Some(ROUTER_KIND))
-            .map(|g| {
-                let topics = g.topics.clone().unwrap_or_default();
-                AclNode {
-                    user: g.name.clone(),
-                    namespace: g.namespace.clone(),
-                    node: g.name.clone(),
-                    publishes: topics.publishes,
-                    subscribes: topics.subscribes,
-                    serves: topics.serves,
-                }
+            .map(|g| AclNode {
+                user: g.name.clone(),
+                namespace: g.namespace.clone(),
+                node: g.name.clone(),
+                topics: g.topics.clone().unwrap_or_default(),
             })
             .collect(),
         routers: graph.iter().filter_map(|g| g.zid.clone()).collect(),
@@ -156,13 +151,13 @@ mod tests {
                 Some(NodeTopics {
                     publishes: vec!["layer1/spikes".into()],
                     subscribes: vec!["encoder/spikes".into()],
-                    serves: vec![],
+                    ..NodeTopics::default()
                 }),
             ),
         ];
         let acl = acl(&graph);
         assert_eq!(acl.nodes.len(), 1);
-        assert_eq!(acl.nodes[0].subscribes, ["encoder/spikes"]);
+        assert_eq!(acl.nodes[0].topics.subscribes, ["encoder/spikes"]);
         assert_eq!(acl.routers, ["e1"]);
         let users = users_file(&graph, b"0123456789abcdef");
         assert_eq!(users.lines().count(), 3, "{users}");

@@ -195,3 +195,47 @@ fn shipped_launch_files_pass_check() {
         "demo.yaml, cluster.yaml and model.yaml at least"
     );
 }
+
+#[test]
+fn an_exec_node_declares_its_topics_for_the_acl() {
+    let secret = format!("secret={}", certs().join("cluster.secret").display());
+    let (code, stdout, stderr) =
+        finished("acl_exec.yaml", &["--check", "--print-acl", "--arg", &secret]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for key in [
+        "evospike/default/topic/tool/out",
+        "evospike/default/topic/encoder/spikes",
+        "evospike/default/svc/registry/**",
+        "evospike/default/log/**",
+    ] {
+        assert!(stdout.contains(key), "{key} not in the ACL:\n{stdout}");
+    }
+
+    // Peers would talk past the router that enforces the ACL.
+    let (code, _, stderr) = finished(
+        "acl_exec.yaml",
+        &["--check", "--arg", &secret, "--arg", "mode=peer"],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bus.security.acl needs `mode: client` for node `tool`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn topics_are_for_exec_nodes_and_their_keys_are_checked() {
+    let (code, _, stderr) = finished("bad_topics.yaml", &["--check"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&at("bad_topics.yaml", 5)) && stderr.contains("`topics:` is for `exec:` nodes"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = finished("bad_topics_key.yaml", &["--check"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&at("bad_topics_key.yaml", 5))
+            && stderr.contains("unknown key `publish` (expected one of: publishes"),
+        "{stderr}"
+    );
+}

@@ -58,6 +58,20 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The workspace's root folder (the one with `Cargo.lock`), found at run time
+/// from the running test's package: a build cache shared between checkouts in
+/// different places must not bake one checkout's path into this crate.
+pub fn workspace_root() -> std::path::PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("a working directory"));
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", start.display()))
+        .to_path_buf()
+}
+
 /// Waits until `condition` holds, checking every few milliseconds; `Err` with the
 /// elapsed time when `timeout` passes first.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Result<(), Duration> {
@@ -301,7 +315,7 @@ pub fn service_url(service: &mut Child) -> String {
 /// every service on 127.0.0.1 and a free port, every data directory under
 /// `data`. Add a test's own `--arg`s to the command.
 pub fn services_launch(router: &str, data: &std::path::Path) -> Command {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch/services.yaml");
+    let file = workspace_root().join("launch/services.yaml");
     let mut command = Command::new(workspace_bin("evospike"));
     command.arg("launch").arg(file).args([
         "--arg",

@@ -1,6 +1,7 @@
 //! `gateway`: the API gateway as a node — `evospike run gateway` — serving HTTP
 //! on `SERVICE_PORT` (default [`DEFAULT_PORT`]).
 
+use evospike_schemas::contract::{NodeTopics, Watch};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +126,15 @@ impl NodeKind for GatewayKind {
     const SUMMARY: &'static str =
         "the API gateway: routes /{service}/{path} over the bus to healthy service instances (port 8000)";
     type Params = GatewayParams;
+
+    /// It answers on its own port and over the bus, reaches every service's HTTP API over the bus and streams any topic to the dashboard.
+    fn topics(_params: &GatewayParams, _node: &str) -> NodeTopics {
+        NodeTopics {
+            serves: vec!["gateway".into()],
+            watches: vec![Watch::HttpApis, Watch::Topics],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: GatewayParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)

@@ -2,6 +2,7 @@
 //! with the name, health and liveliness of every node, serving HTTP on
 //! `SERVICE_PORT` (default [`DEFAULT_PORT`]) and its operations on the bus.
 
+use evospike_schemas::contract::NodeTopics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +140,15 @@ impl NodeKind for InferenceKind {
     const SUMMARY: &'static str =
         "the inference service: models from the registry, cached and batched, over HTTP (port 8002)";
     type Params = InferenceParams;
+
+    /// It fetches models from the registry.
+    fn topics(_params: &InferenceParams, _node: &str) -> NodeTopics {
+        NodeTopics {
+            serves: vec!["inference".into()],
+            calls: vec!["registry".into()],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: InferenceParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)

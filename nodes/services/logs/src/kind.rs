@@ -1,5 +1,6 @@
 //! `logs`: the log consumer as a node — `evospike run logs`.
 
+use evospike_schemas::contract::{NodeTopics, Watch};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +72,15 @@ impl NodeKind for LogsKind {
     const SUMMARY: &'static str =
         "the log consumer: stores the log records of every node and serves them to `evospike log`";
     type Params = LogsParams;
+
+    /// It reads every node's log records and answers `evospike log`.
+    fn topics(_params: &LogsParams, _node: &str) -> NodeTopics {
+        NodeTopics {
+            serves: vec!["logs".into()],
+            watches: vec![Watch::Logs],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: LogsParams) -> Result<(), NodeError> {
         let dir = PathBuf::from(&params.data_dir);

@@ -1,6 +1,7 @@
 //! `monitoring`: the monitoring service as a node — `evospike run monitoring` —
 //! serving HTTP on `SERVICE_PORT` (default [`DEFAULT_PORT`]).
 
+use evospike_schemas::contract::{NodeTopics, Watch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,6 +166,16 @@ impl NodeKind for MonitoringKind {
     const SUMMARY: &'static str =
         "the monitoring service: every node's metrics from the bus, alerts, Prometheus /metrics, dashboard data (port 8004)";
     type Params = MonitoringParams;
+
+    /// It reads every node's metrics, scrapes the services' `/metrics` over the bus and lists training jobs.
+    fn topics(_params: &MonitoringParams, _node: &str) -> NodeTopics {
+        NodeTopics {
+            serves: vec!["monitoring".into()],
+            calls: vec!["training".into()],
+            watches: vec![Watch::Metrics, Watch::HttpApis],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: MonitoringParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)

@@ -2,6 +2,7 @@
 //! the name, health and liveliness of every node, serving HTTP on `SERVICE_PORT`
 //! (default [`DEFAULT_PORT`]).
 
+use evospike_schemas::contract::NodeTopics;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +98,15 @@ impl NodeKind for TrainingKind {
     const SUMMARY: &'static str =
         "the training service: training jobs in worker processes, registered in the model registry (port 8001)";
     type Params = TrainingParams;
+
+    /// It publishes trained models to the registry (its workers do not use the bus).
+    fn topics(_params: &TrainingParams, _node: &str) -> NodeTopics {
+        NodeTopics {
+            serves: vec!["training".into()],
+            calls: vec!["registry".into()],
+            ..NodeTopics::default()
+        }
+    }
 
     async fn run(node: Node, params: TrainingParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)
