@@ -199,8 +199,10 @@ fn shipped_launch_files_pass_check() {
 #[test]
 fn an_exec_node_declares_its_topics_for_the_acl() {
     let secret = format!("secret={}", certs().join("cluster.secret").display());
-    let (code, stdout, stderr) =
-        finished("acl_exec.yaml", &["--check", "--print-acl", "--arg", &secret]);
+    let (code, stdout, stderr) = finished(
+        "acl_exec.yaml",
+        &["--check", "--print-acl", "--arg", &secret],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     for key in [
         "evospike/default/topic/tool/out",
@@ -228,7 +230,8 @@ fn topics_are_for_exec_nodes_and_their_keys_are_checked() {
     let (code, _, stderr) = finished("bad_topics.yaml", &["--check"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains(&at("bad_topics.yaml", 5)) && stderr.contains("`topics:` is for `exec:` nodes"),
+        stderr.contains(&at("bad_topics.yaml", 5))
+            && stderr.contains("`topics:` is for `exec:` nodes"),
         "{stderr}"
     );
     let (code, _, stderr) = finished("bad_topics_key.yaml", &["--check"]);

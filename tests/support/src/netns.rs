@@ -132,16 +132,26 @@ impl TwoHosts {
 
     /// Runs `tc ARGS…` inside host `i`.
     pub fn tc(&self, i: usize, args: &[&str]) -> Result<(), String> {
+        self.exec(i, "tc", args).map(drop)
+    }
+
+    /// Runs `iptables ARGS…` inside host `i` (its own tables: a rule added
+    /// here goes when the namespace does) and returns its standard output.
+    pub fn iptables(&self, i: usize, args: &[&str]) -> Result<String, String> {
+        self.exec(i, "iptables", args)
+    }
+
+    fn exec(&self, i: usize, program: &str, args: &[&str]) -> Result<String, String> {
         let output = Command::new("ip")
-            .args(["netns", "exec", &self.names[i], "tc"])
+            .args(["netns", "exec", &self.names[i], program])
             .args(args)
             .output()
-            .map_err(|err| format!("cannot run tc: {err}"))?;
+            .map_err(|err| format!("cannot run {program}: {err}"))?;
         if output.status.success() {
-            Ok(())
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(format!(
-                "tc {}: {}",
+                "{program} {}: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&output.stderr).trim()
             ))
