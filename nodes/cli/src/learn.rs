@@ -562,25 +562,23 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let seconds = started.elapsed().as_secs_f64();
     let classes = &model.manifest.network.classes;
     let e = Evaluation::new(&predicted, data.labels().unwrap_or_default(), classes.len());
+    let mut out = crate::out::Out::new();
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "model": args.model, "samples": e.samples, "accuracy": e.accuracy,
-                "confusion": e.confusion, "predictions": predicted,
-                "samples_per_s": e.samples as f64 / seconds.max(1e-9),
-            })
-        );
+        out.line(json!({
+            "model": args.model, "samples": e.samples, "accuracy": e.accuracy,
+            "confusion": e.confusion, "predictions": predicted,
+            "samples_per_s": e.samples as f64 / seconds.max(1e-9),
+        }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out.line(format!(
         "accuracy {:.2}% ({} of {} samples, {:.0} samples/s)",
         100.0 * e.accuracy,
         (e.accuracy * e.samples as f64).round(),
         e.samples,
         e.samples as f64 / seconds.max(1e-9)
-    );
-    println!("confusion (rows: true class, columns: predicted)");
+    ))?;
+    out.line("confusion (rows: true class, columns: predicted)")?;
     let width = e
         .confusion
         .iter()
@@ -588,17 +586,11 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         .max()
         .map_or(1, |m| m.to_string().len())
         .max(classes.iter().map(String::len).max().unwrap_or(1));
-    print!("{:>w$} ", "", w = width);
-    for c in classes {
-        print!(" {c:>width$}");
-    }
-    println!();
+    let header: String = classes.iter().map(|c| format!(" {c:>width$}")).collect();
+    out.line(format!("{:>width$} {header}", ""))?;
     for (c, row) in classes.iter().zip(&e.confusion) {
-        print!("{c:>width$} ");
-        for n in row {
-            print!(" {n:>width$}");
-        }
-        println!();
+        let counts: String = row.iter().map(|n| format!(" {n:>width$}")).collect();
+        out.line(format!("{c:>width$} {counts}"))?;
     }
     Ok(ExitCode::SUCCESS)
 }
