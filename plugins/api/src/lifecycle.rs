@@ -108,6 +108,11 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     fn as_learning(&self) -> Option<&dyn crate::LearningPlugin> {
         None
     }
+
+    /// The HTTP middleware view, if this plugin checks requests at a front end.
+    fn as_middleware(&self) -> Option<&dyn crate::middleware::MiddlewarePlugin> {
+        None
+    }
 }
 
 /// Where a plugin is in its lifecycle, as tracked by the host.

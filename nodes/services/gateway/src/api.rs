@@ -18,7 +18,7 @@ use evospike_schemas::proto::{
 };
 
 use crate::directory::{Directory, Target};
-use crate::middleware::{self, Guards};
+use crate::middleware::{self, Chain};
 
 /// Headers that belong to one hop, never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -41,14 +41,14 @@ pub(crate) struct App {
 }
 
 /// The gateway's HTTP service.
-pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Service {
+pub(crate) fn service(app: App, config: ServiceConfig, chain: Chain) -> Service {
     let json_limit = config.body_limit;
-    let guards = Arc::new(guards);
+    let chain = Arc::new(chain);
     // The live spike stream lasts as long as the client watches: no time limit.
     let streams = Router::new()
         .route("/events/spikes", get(crate::dashboard::spikes))
         .layer(axum::middleware::from_fn_with_state(
-            guards.clone(),
+            chain.clone(),
             middleware::guard,
         ))
         .with_state(app.clone());
@@ -70,7 +70,7 @@ pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Servic
             )),
         )
         .layer(axum::middleware::from_fn_with_state(
-            guards,
+            chain,
             middleware::guard,
         ))
         .with_state(app);

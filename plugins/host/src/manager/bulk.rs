@@ -1,6 +1,6 @@
 //! Starting and stopping every plugin, in dependency-then-priority order.
 
-use evospike_plugin_api::{PluginMetadata, PluginStatus, PluginType};
+use evospike_plugin_api::{MiddlewarePlugin, PluginMetadata, PluginStatus, PluginType};
 
 use super::{PluginManager, StartReport, StopReport};
 use crate::error::{DependencyError, HostError};
@@ -16,6 +16,24 @@ impl PluginManager {
             .map(|e| e.metadata())
             .collect();
         Ok(start_order(&metadata, |n| self.config.is_enabled(n))?)
+    }
+
+    /// The HTTP middleware chain: every active plugin with a middleware view
+    /// ([`Plugin::as_middleware`](evospike_plugin_api::Plugin::as_middleware)),
+    /// in the order [`start_all`](Self::start_all) started them — dependencies
+    /// first, then priority (security 20 before middleware 30), then
+    /// registration order. Plugins activated outside `start_all` are not part of
+    /// it. Allocates nothing: a front end walks it on every request.
+    pub fn middleware_chain(
+        &self,
+    ) -> impl Iterator<Item = (&PluginMetadata, &dyn MiddlewarePlugin)> + '_ {
+        self.start_order.iter().filter_map(|name| {
+            let entry = self.registry.find_name(name)?;
+            if entry.status() != &PluginStatus::Active {
+                return None;
+            }
+            Some((entry.metadata(), entry.plugin()?.as_middleware()?))
+        })
     }
 
     /// Initialize and activate every enabled plugin: dependencies first, then by
@@ -117,5 +135,87 @@ impl PluginManager {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use evospike_plugin_api::{
+        MiddlewarePlugin, MiddlewareRequest, Plugin, PluginMetadata, PluginType, Priority,
+        Rejection,
+    };
+    use semver::Version;
+
+    use crate::{PluginManager, PluginsConfig};
+
+    /// Rejects every request with its own status, so the first in the chain answers.
+    #[derive(Debug)]
+    struct Reject(PluginMetadata, u16);
+    impl Plugin for Reject {
+        fn metadata(&self) -> &PluginMetadata {
+            &self.0
+        }
+        fn as_middleware(&self) -> Option<&dyn MiddlewarePlugin> {
+            Some(self)
+        }
+    }
+    impl MiddlewarePlugin for Reject {
+        fn check(&self, _: &MiddlewareRequest<'_>) -> Result<(), Rejection> {
+            Err(Rejection::new(self.1, self.0.name.clone()))
+        }
+    }
+
+    #[derive(Debug)]
+    struct Plain(PluginMetadata);
+    impl Plugin for Plain {
+        fn metadata(&self) -> &PluginMetadata {
+            &self.0
+        }
+    }
+
+    fn meta(name: &str, priority: Priority) -> PluginMetadata {
+        PluginMetadata::new(name, Version::new(1, 0, 0), PluginType::Functional)
+            .with_priority(priority)
+    }
+
+    #[test]
+    fn the_middleware_chain_is_the_active_middleware_in_priority_order() {
+        let mut m = PluginManager::new();
+        m.register_builtin(Box::new(Reject(meta("Late", Priority::MIDDLEWARE), 429)))
+            .unwrap();
+        m.register_builtin(Box::new(Plain(meta("NotMiddleware", Priority::SECURITY))))
+            .unwrap();
+        m.register_builtin(Box::new(Reject(meta("Off", Priority::INFRASTRUCTURE), 403)))
+            .unwrap();
+        m.register_builtin(Box::new(Reject(meta("Early", Priority::SECURITY), 401)))
+            .unwrap();
+        m.set_config(PluginsConfig::from_toml_str("[plugins.Off]\nenabled = false").unwrap())
+            .unwrap();
+        assert_eq!(m.middleware_chain().count(), 0, "nothing started yet");
+        m.start_all().unwrap();
+        let names: Vec<&str> = m
+            .middleware_chain()
+            .map(|(meta, _)| meta.name.as_str())
+            .collect();
+        assert_eq!(names, ["Early", "Late"]);
+        let headers: &[(&str, &str)] = &[];
+        let request = MiddlewareRequest {
+            method: "GET",
+            path: "/",
+            query: None,
+            headers: &headers,
+            client: None,
+            body: None,
+        };
+        let first = m
+            .middleware_chain()
+            .find_map(|(_, p)| p.check(&request).err());
+        assert_eq!(first.unwrap().status, 401);
+        m.stop_all();
+        assert_eq!(
+            m.middleware_chain().count(),
+            0,
+            "inactive plugins leave the chain"
+        );
     }
 }
