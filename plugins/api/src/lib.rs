@@ -28,6 +28,8 @@
 //! * [`middleware`]: HTTP middleware plugins (authentication, rate limiting,
 //!   validation) that a front end such as the gateway runs on every request,
 //!   from [`Plugin::as_middleware`].
+//! * [`monitor`]: MONITORING plugins fed with spike streams and bus metrics,
+//!   reporting measurements and findings (alerts), from [`Plugin::as_monitor`].
 //! * [`hooks`]: plugins add before / around / replace / after handlers at named
 //!   hook points from [`Plugin::register_hooks`].
 //!
@@ -77,6 +79,7 @@ pub mod learning;
 pub mod lifecycle;
 pub mod metadata;
 pub mod middleware;
+pub mod monitor;
 
 pub use error::PluginError;
 pub use factory::{ModelPlugin, ParamError};
@@ -92,5 +95,6 @@ pub use learning::{
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};
 pub use metadata::{Dependency, PluginMetadata, PluginType, Priority, UnknownPluginType};
 pub use middleware::{MiddlewarePlugin, MiddlewareRequest, Rejection, RequestHeaders};
+pub use monitor::{Finding, LayerId, Measurement, MonitorPlugin, MonitorReport};
 pub use semver;
 pub use serde_json;

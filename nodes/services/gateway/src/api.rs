@@ -327,8 +327,15 @@ async fn forward(
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
     let mut last = None;
-    for target in &targets {
-        match send(app, target, request.clone(), request_id).await {
+    let mut request = request;
+    for (i, target) in targets.iter().enumerate() {
+        // Only a request that may go to another instance after this one is copied.
+        let attempt = if i + 1 < targets.len() {
+            request.clone()
+        } else {
+            std::mem::take(&mut request)
+        };
+        match send(app, target, attempt, request_id).await {
             Ok(mut response) => {
                 if let Ok(value) = HeaderValue::from_str(target.name()) {
                     response.headers_mut().insert("x-served-by", value);

@@ -29,4 +29,3 @@ mod kind;
 mod middleware;
 
 pub use kind::{GatewayKind, GatewayParams, DEFAULT_PORT};
-pub use middleware::MiddlewareError;

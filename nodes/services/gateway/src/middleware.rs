@@ -22,25 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use evospike_http::ApiError;
 use evospike_plugin_api::{MiddlewareRequest, Rejection, RequestHeaders};
-use evospike_plugin_host::PluginManager;
-use evospike_plugin_host::{initialize_plugin_system, HostError, PluginSection, PluginsConfig};
-
-/// Why the gateway's middleware could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum MiddlewareError {
-    /// The plugin host refused the config or a plugin (unknown plugin, unknown
-    /// or bad setting, dependency problem, …).
-    #[error(transparent)]
-    Host(#[from] HostError),
-    /// A plugin did not start (its own error, or a dependency's).
-    #[error("middleware plugin `{name}` did not start: {reason}")]
-    NotStarted {
-        /// The plugin.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-}
+use evospike_plugin_host::{initialize_plugin_system, HostError, PluginManager};
 
 /// The plugin host whose middleware chain the gateway runs.
 #[derive(Debug)]
@@ -55,40 +37,13 @@ impl Chain {
     /// a plugin that fails to start is an error naming it.
     pub(crate) fn start(
         plugins: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Chain, MiddlewareError> {
+    ) -> Result<Chain, HostError> {
         let no_dirs: [&str; 0] = [];
         let mut manager =
             initialize_plugin_system(evospike_middleware::builtin_plugins(), &no_dirs)?;
-        let mut config =
-            PluginsConfig::from_plugins_value(&serde_json::Value::Object(plugins.clone()))
-                .map_err(HostError::from)?;
-        let off = PluginSection {
-            enabled: false,
-            ..PluginSection::default()
-        };
-        for plugin in evospike_middleware::builtin_plugins() {
-            let name = &plugin.metadata().name;
-            let mentioned = config.names().any(|n| n == name);
-            if !mentioned && !evospike_middleware::ON_BY_DEFAULT.contains(&name.as_str()) {
-                config.set(name.clone(), off.clone());
-            }
-        }
-        manager.set_config(config)?;
-        // Initialize one by one first, so a bad setting comes back as the
-        // plugin's own typed error rather than a line of the start report.
-        for name in manager.start_order()? {
-            let plugin_type = manager
-                .registry()
-                .find_name(&name)
-                .map(|e| e.metadata().plugin_type);
-            if let Some(plugin_type) = plugin_type {
-                manager.initialize_plugin(plugin_type, &name)?;
-            }
-        }
-        let report = manager.start_all()?;
-        if let Some((name, reason)) = report.failed.into_iter().next() {
-            return Err(MiddlewareError::NotStarted { name, reason });
-        }
+        manager.configure_and_start(plugins, |name| {
+            evospike_middleware::ON_BY_DEFAULT.contains(&name)
+        })?;
         Ok(Chain { manager })
     }
 
@@ -257,7 +212,7 @@ mod tests {
     fn bad_config_is_a_typed_error_naming_plugin_and_key() {
         let err = Chain::start(&plugins(json!({"ApiKeyAuht": {"keys": ["k"]}}))).unwrap_err();
         assert!(
-            matches!(err, MiddlewareError::Host(HostError::Config(evospike_plugin_host::ConfigError::UnknownPlugin { ref plugin, .. })) if plugin == "ApiKeyAuht"),
+            matches!(err, HostError::Config(evospike_plugin_host::ConfigError::UnknownPlugin { ref plugin, .. }) if plugin == "ApiKeyAuht"),
             "{err}"
         );
         let err = Chain::start(&plugins(
@@ -265,11 +220,11 @@ mod tests {
         ))
         .unwrap_err();
         match err {
-            MiddlewareError::Host(HostError::Plugin {
+            HostError::Plugin {
                 ref name,
                 source: PluginError::InvalidConfig { ref key, .. },
                 ..
-            }) => assert_eq!((name.as_str(), key.as_str()), ("RateLimit", "brust")),
+            } => assert_eq!((name.as_str(), key.as_str()), ("RateLimit", "brust")),
             other => panic!("{other}"),
         }
         let err = Chain::start(&plugins(json!({"ApiKeyAuth": {}}))).unwrap_err();

@@ -1,8 +1,9 @@
 //! Starting and stopping every plugin, in dependency-then-priority order.
 
-use evospike_plugin_api::{MiddlewarePlugin, PluginMetadata, PluginStatus, PluginType};
+use evospike_plugin_api::{MiddlewarePlugin, Plugin, PluginMetadata, PluginStatus, PluginType};
 
 use super::{PluginManager, StartReport, StopReport};
+use crate::config::{PluginSection, PluginsConfig};
 use crate::error::{DependencyError, HostError};
 use crate::order::start_order;
 
@@ -18,22 +19,86 @@ impl PluginManager {
         Ok(start_order(&metadata, |n| self.config.is_enabled(n))?)
     }
 
-    /// The HTTP middleware chain: every active plugin with a middleware view
-    /// ([`Plugin::as_middleware`](evospike_plugin_api::Plugin::as_middleware)),
-    /// in the order [`start_all`](Self::start_all) started them — dependencies
-    /// first, then priority (security 20 before middleware 30), then
-    /// registration order. Plugins activated outside `start_all` are not part of
-    /// it. Allocates nothing: a front end walks it on every request.
-    pub fn middleware_chain(
-        &self,
-    ) -> impl Iterator<Item = (&PluginMetadata, &dyn MiddlewarePlugin)> + '_ {
-        self.start_order.iter().filter_map(|name| {
+    /// Every active plugin with the family view `view` (e.g.
+    /// [`Plugin::as_monitor`](evospike_plugin_api::Plugin::as_monitor)), in the
+    /// order [`start_all`](Self::start_all) started them — dependencies first,
+    /// then priority, then registration order. Plugins activated outside
+    /// `start_all` are not part of it. Allocates nothing.
+    pub fn active_views<'a, T: ?Sized + 'a>(
+        &'a self,
+        view: impl Fn(&'a dyn Plugin) -> Option<&'a T> + 'a,
+    ) -> impl Iterator<Item = (&'a PluginMetadata, &'a T)> + 'a {
+        self.start_order.iter().filter_map(move |name| {
             let entry = self.registry.find_name(name)?;
             if entry.status() != &PluginStatus::Active {
                 return None;
             }
-            Some((entry.metadata(), entry.plugin()?.as_middleware()?))
+            Some((entry.metadata(), view(entry.plugin()?)?))
         })
+    }
+
+    /// The HTTP middleware chain: the active plugins with a middleware view
+    /// ([`Plugin::as_middleware`](evospike_plugin_api::Plugin::as_middleware))
+    /// in start order, so security (20) runs before middleware (30). A front
+    /// end walks it on every request.
+    pub fn middleware_chain(
+        &self,
+    ) -> impl Iterator<Item = (&PluginMetadata, &dyn MiddlewarePlugin)> + '_ {
+        self.active_views(|p| p.as_middleware())
+    }
+
+    /// Applies a node's `plugins:` parameter (`name → {enabled, settings…}`)
+    /// and starts every enabled plugin. A registered plugin without a section
+    /// is enabled only if `on_by_default(name)`; a section enables its plugin
+    /// unless it says `enabled: false`. The enabled plugins are initialized one
+    /// by one first, so a bad setting comes back as the plugin's own typed
+    /// error ([`HostError::Plugin`] with
+    /// [`PluginError::InvalidConfig`](evospike_plugin_api::PluginError::InvalidConfig));
+    /// a section naming no registered plugin is [`ConfigError::UnknownPlugin`](crate::ConfigError::UnknownPlugin);
+    /// a plugin that then fails to activate is [`HostError::NotStarted`].
+    pub fn configure_and_start(
+        &mut self,
+        plugins: &serde_json::Map<String, serde_json::Value>,
+        on_by_default: impl Fn(&str) -> bool,
+    ) -> Result<StartReport, HostError> {
+        let mut config =
+            PluginsConfig::from_plugins_value(&serde_json::Value::Object(plugins.clone()))?;
+        let unmentioned: Vec<String> = self
+            .registry
+            .entries()
+            .map(|e| e.metadata().name.clone())
+            .filter(|n| !config.names().any(|c| c == n) && !on_by_default(n))
+            .collect();
+        for name in unmentioned {
+            config.set(
+                name,
+                PluginSection {
+                    enabled: false,
+                    ..PluginSection::default()
+                },
+            );
+        }
+        self.set_config(config)?;
+        for name in self.start_order()? {
+            let Some(plugin_type) = self
+                .registry
+                .find_name(&name)
+                .map(|e| e.metadata().plugin_type)
+            else {
+                continue;
+            };
+            if self.status(plugin_type, &name)? == PluginStatus::Discovered {
+                self.initialize_plugin(plugin_type, &name)?;
+            }
+        }
+        let report = self.start_all()?;
+        match report.failed.first() {
+            Some((name, reason)) => Err(HostError::NotStarted {
+                name: name.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(report),
+        }
     }
 
     /// Initialize and activate every enabled plugin: dependencies first, then by
