@@ -80,6 +80,7 @@ pub mod lifecycle;
 pub mod metadata;
 pub mod middleware;
 pub mod monitor;
+pub mod settings;
 
 pub use error::PluginError;
 pub use factory::{ModelPlugin, ParamError};

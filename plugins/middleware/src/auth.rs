@@ -6,7 +6,7 @@ use evospike_plugin_api::{
 };
 use serde::Deserialize;
 
-use crate::settings;
+use evospike_plugin_api::settings;
 
 /// Authentication (priority 20, security): a request must carry one of the
 /// configured keys as `Authorization: Bearer <key>` or `x-api-key: <key>` (or,

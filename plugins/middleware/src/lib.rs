@@ -30,7 +30,6 @@
 
 mod auth;
 mod rate;
-mod settings;
 mod validate;
 
 pub use auth::ApiKeyAuth;

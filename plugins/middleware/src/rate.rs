@@ -11,7 +11,7 @@ use evospike_plugin_api::{
 };
 use serde::Deserialize;
 
-use crate::settings;
+use evospike_plugin_api::settings;
 
 /// Rate limiting (priority 30, middleware): a token bucket per API key, or per
 /// client address for callers without one; 429 with `Retry-After` when the

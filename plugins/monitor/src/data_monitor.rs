@@ -8,8 +8,8 @@ use evospike_plugin_api::{
 };
 use serde::Deserialize;
 
-use crate::settings;
 use crate::stats::LayerStats;
+use evospike_plugin_api::settings;
 
 /// Measures each watched layer once per interval: `layer_rate_hz`,
 /// `layer_isi_cv`, `layer_fano`, `layer_synchrony` (the last three when the

@@ -9,7 +9,7 @@ use evospike_plugin_api::{
 };
 use serde::Deserialize;
 
-use crate::settings;
+use evospike_plugin_api::settings;
 
 /// Watches every layer's `layer_rate_hz` (as [`DataMonitor`](crate::DataMonitor)
 /// publishes it) and reports, per layer:

@@ -32,7 +32,6 @@
 
 mod data_monitor;
 mod insight;
-mod settings;
 pub mod stats;
 
 pub use data_monitor::DataMonitor;
