@@ -219,12 +219,10 @@ fn guards_reject_before_the_service_sees_anything() {
         &router_ep,
         "gateway",
         "gateway",
-        &[
-            r#"api_keys=["k1"]"#.to_owned(),
-            format!("api_keys_file={}", keys.display()),
-            "rate_limit=1".to_owned(),
-            "rate_burst=3".to_owned(),
-        ],
+        &[format!(
+            r#"plugins={{"ApiKeyAuth": {{"keys": ["k1"], "keys_file": "{}"}}, "RateLimit": {{"per_second": 1, "burst": 3}}}}"#,
+            keys.display()
+        )],
     );
     let gw = service_url(&mut gateway);
     let register = |auth: &[(&str, &str)], body: &str| {

@@ -25,6 +25,11 @@
 //!   [`export_plugin!`](crate::export_plugin) once; the macro implements the
 //!   versioned C ABI described in [`abi`] (one entry symbol, a `#[repr(C)]` header,
 //!   panic-catching shims). See docs/PLUGINS.md for the author's walk-through.
+//! * [`middleware`]: HTTP middleware plugins (authentication, rate limiting,
+//!   validation) that a front end such as the gateway runs on every request,
+//!   from [`Plugin::as_middleware`].
+//! * [`monitor`]: MONITORING plugins fed with spike streams and bus metrics,
+//!   reporting measurements and findings (alerts), from [`Plugin::as_monitor`].
 //! * [`hooks`]: plugins add before / around / replace / after handlers at named
 //!   hook points from [`Plugin::register_hooks`].
 //!
@@ -73,6 +78,9 @@ pub mod hooks;
 pub mod learning;
 pub mod lifecycle;
 pub mod metadata;
+pub mod middleware;
+pub mod monitor;
+pub mod settings;
 
 pub use error::PluginError;
 pub use factory::{ModelPlugin, ParamError};
@@ -87,5 +95,7 @@ pub use learning::{
 };
 pub use lifecycle::{HealthReport, Plugin, PluginConfig, PluginHealth, PluginStatus};
 pub use metadata::{Dependency, PluginMetadata, PluginType, Priority, UnknownPluginType};
+pub use middleware::{MiddlewarePlugin, MiddlewareRequest, Rejection, RequestHeaders};
+pub use monitor::{Finding, LayerId, Measurement, MonitorPlugin, MonitorReport};
 pub use semver;
 pub use serde_json;

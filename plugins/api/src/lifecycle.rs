@@ -108,6 +108,16 @@ pub trait Plugin: Send + Sync + fmt::Debug {
     fn as_learning(&self) -> Option<&dyn crate::LearningPlugin> {
         None
     }
+
+    /// The MONITORING view, if this plugin watches spikes and metrics.
+    fn as_monitor(&self) -> Option<&dyn crate::monitor::MonitorPlugin> {
+        None
+    }
+
+    /// The HTTP middleware view, if this plugin checks requests at a front end.
+    fn as_middleware(&self) -> Option<&dyn crate::middleware::MiddlewarePlugin> {
+        None
+    }
 }
 
 /// Where a plugin is in its lifecycle, as tracked by the host.

@@ -66,6 +66,15 @@ pub enum HostError {
     /// A hook chain stopped with an error.
     #[error(transparent)]
     Hook(#[from] HookError),
+    /// A plugin that config enables did not start (its own failure, or a
+    /// dependency's), reported by [`PluginManager::configure_and_start`](crate::PluginManager::configure_and_start).
+    #[error("plugin `{name}` did not start: {reason}")]
+    NotStarted {
+        /// The plugin.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Dependency problems found when ordering plugins.

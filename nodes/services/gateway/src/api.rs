@@ -18,7 +18,7 @@ use evospike_schemas::proto::{
 };
 
 use crate::directory::{Directory, Target};
-use crate::middleware::{self, Guards};
+use crate::middleware::{self, Chain};
 
 /// Headers that belong to one hop, never forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -41,14 +41,14 @@ pub(crate) struct App {
 }
 
 /// The gateway's HTTP service.
-pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Service {
+pub(crate) fn service(app: App, config: ServiceConfig, chain: Chain) -> Service {
     let json_limit = config.body_limit;
-    let guards = Arc::new(guards);
+    let chain = Arc::new(chain);
     // The live spike stream lasts as long as the client watches: no time limit.
     let streams = Router::new()
         .route("/events/spikes", get(crate::dashboard::spikes))
         .layer(axum::middleware::from_fn_with_state(
-            guards.clone(),
+            chain.clone(),
             middleware::guard,
         ))
         .with_state(app.clone());
@@ -70,7 +70,7 @@ pub(crate) fn service(app: App, config: ServiceConfig, guards: Guards) -> Servic
             )),
         )
         .layer(axum::middleware::from_fn_with_state(
-            guards,
+            chain,
             middleware::guard,
         ))
         .with_state(app);
@@ -327,8 +327,15 @@ async fn forward(
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
     let mut last = None;
-    for target in &targets {
-        match send(app, target, request.clone(), request_id).await {
+    let mut request = request;
+    for (i, target) in targets.iter().enumerate() {
+        // Only a request that may go to another instance after this one is copied.
+        let attempt = if i + 1 < targets.len() {
+            request.clone()
+        } else {
+            std::mem::take(&mut request)
+        };
+        match send(app, target, attempt, request_id).await {
             Ok(mut response) => {
                 if let Ok(value) = HeaderValue::from_str(target.name()) {
                     response.headers_mut().insert("x-served-by", value);

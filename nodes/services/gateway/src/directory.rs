@@ -42,8 +42,8 @@ struct External {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Service → nodes, as of the last discovery.
-    on_bus: BTreeMap<String, Vec<String>>,
+    /// Service → its nodes, with when each was last discovered.
+    on_bus: BTreeMap<String, BTreeMap<String, Instant>>,
     discovered: Option<Instant>,
     /// Service → its registered HTTP instances.
     external: BTreeMap<String, Vec<External>>,
@@ -75,17 +75,25 @@ impl Directory {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks the bus which service instances are alive.
+    /// Asks the bus which service instances are alive. An instance missing
+    /// from one answer is kept until it has been missing for `max_age`: a
+    /// liveliness query on a busy machine may come back before every token
+    /// answered, and one short answer must not empty the directory (a dead
+    /// instance is skipped sooner, by the failed call or probe that meets it).
     pub(crate) async fn discover(&self) {
         match self.bus.service_instances("*", DISCOVERY_TIMEOUT).await {
             Ok(found) => {
-                let mut on_bus: BTreeMap<String, Vec<String>> = BTreeMap::new();
-                for (service, node) in found {
-                    on_bus.entry(service).or_default().push(node);
-                }
+                let now = Instant::now();
+                let max_age = self.max_age;
                 let mut state = self.state();
-                state.on_bus = on_bus;
-                state.discovered = Some(Instant::now());
+                for (service, node) in found {
+                    state.on_bus.entry(service).or_default().insert(node, now);
+                }
+                state.on_bus.retain(|_, nodes| {
+                    nodes.retain(|_, seen| now.duration_since(*seen) <= max_age);
+                    !nodes.is_empty()
+                });
+                state.discovered = Some(now);
             }
             Err(err) => tracing::warn!(%err, "service discovery failed"),
         }
@@ -140,7 +148,7 @@ impl Directory {
             .on_bus
             .get(service)
             .into_iter()
-            .flatten()
+            .flat_map(BTreeMap::keys)
             .map(|node| Target::Bus(node.clone()))
             .collect();
         targets.extend(

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::App;
 use crate::directory::Directory;
-use crate::middleware::{ApiKeys, Guard, Guards, RateLimit, Validation};
+use crate::middleware::Chain;
 
 /// The gateway's documented port.
 pub const DEFAULT_PORT: u16 = 8000;
@@ -30,24 +30,15 @@ pub struct GatewayKind;
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayParams {
-    /// API keys callers must present (`Authorization: Bearer KEY` or
-    /// `x-api-key: KEY`). With none here and no `api_keys_file`, authentication is off.
+    /// The HTTP middleware plugins, by name: `enabled` plus the plugin's own
+    /// settings. Built in: `ApiKeyAuth` (`keys`, `keys_file`; 401), `RateLimit`
+    /// (`per_second`, `burst`; 429), `RequestValidation` (400). A plugin not
+    /// named here keeps its default: validation on, the others off; a section
+    /// turns its plugin on unless it says `enabled: false`. They run in
+    /// priority order (security 20, then middleware 30).
     #[serde(default)]
-    pub api_keys: Vec<String>,
-    /// A file of API keys, one per line (`#` comments and blank lines skipped).
-    #[serde(default)]
-    pub api_keys_file: Option<String>,
-    /// Requests per second each caller (API key, or client address) may make;
-    /// 0 turns rate limiting off.
-    #[serde(default)]
-    pub rate_limit: f64,
-    /// Requests a caller may make at once before the rate applies.
-    #[serde(default = "default_burst")]
-    pub rate_burst: u32,
-    /// Check the JSON body of each known endpoint against its message before
-    /// forwarding it.
-    #[serde(default = "default_true")]
-    pub validate: bool,
+    #[schemars(with = "std::collections::BTreeMap<String, serde_json::Value>")]
+    pub plugins: serde_json::Map<String, serde_json::Value>,
     /// Seconds one call to a service instance may take (keep it below
     /// `SERVICE_REQUEST_TIMEOUT_S`, so that an idempotent request can still be
     /// sent to another instance).
@@ -59,12 +50,6 @@ pub struct GatewayParams {
     pub probe_ms: u64,
 }
 
-fn default_burst() -> u32 {
-    20
-}
-fn default_true() -> bool {
-    true
-}
 fn default_call_timeout() -> f64 {
     10.0
 }
@@ -74,14 +59,6 @@ fn default_probe_ms() -> u64 {
 
 impl Params for GatewayParams {
     fn check(&self, check: &mut Check<'_>) {
-        if !self.rate_limit.is_finite() || self.rate_limit < 0.0 {
-            check.fail(
-                "rate_limit",
-                self.rate_limit.into(),
-                "must be 0 (off) or a positive rate",
-            );
-        }
-        check.at_least("rate_burst", u64::from(self.rate_burst), 1);
         if !self.call_timeout_s.is_finite() || self.call_timeout_s <= 0.0 {
             check.fail(
                 "call_timeout_s",
@@ -90,11 +67,6 @@ impl Params for GatewayParams {
             );
         }
         check.at_least("probe_ms", self.probe_ms, 10);
-        for (i, key) in self.api_keys.iter().enumerate() {
-            if key.trim().is_empty() {
-                check.fail(format!("api_keys[{i}]"), "".into(), "must not be empty");
-            }
-        }
     }
 }
 
@@ -104,21 +76,6 @@ fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static
         action,
         source: Box::new(source),
     }
-}
-
-fn read_keys(params: &GatewayParams) -> Result<Vec<String>, NodeError> {
-    let mut keys = params.api_keys.clone();
-    if let Some(file) = &params.api_keys_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| failed(format!("read its API keys from {file}"), e))?;
-        keys.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
-    }
-    Ok(keys)
 }
 
 impl NodeKind for GatewayKind {
@@ -139,21 +96,9 @@ impl NodeKind for GatewayKind {
     async fn run(node: Node, params: GatewayParams) -> Result<(), NodeError> {
         let config = ServiceConfig::from_env(DEFAULT_PORT)
             .map_err(|e| failed("read its settings".into(), e))?;
-        let keys = read_keys(&params)?;
-        let mut guards: Vec<Box<dyn Guard>> = Vec::new();
-        if !keys.is_empty() {
-            guards.push(Box::new(ApiKeys::new(keys)));
-        }
-        if params.rate_limit > 0.0 {
-            guards.push(Box::new(RateLimit::new(
-                params.rate_limit,
-                params.rate_burst,
-            )));
-        }
-        if params.validate {
-            guards.push(Box::new(Validation));
-        }
-        let guards = Guards::new(guards);
+        let chain = Chain::start(&params.plugins)
+            .map_err(|e| failed("set up its middleware plugins".into(), e))?;
+        tracing::info!(middleware = ?chain.names(), "middleware chain");
         let directory = Arc::new(Directory::new(
             node.bus().clone(),
             Duration::from_millis(params.probe_ms.saturating_mul(3)),
@@ -167,7 +112,7 @@ impl NodeKind for GatewayKind {
             app.clone(),
             Duration::from_millis(params.probe_ms),
         ));
-        let service = crate::api::service(app, config.clone(), guards);
+        let service = crate::api::service(app, config.clone(), chain);
         let listener = evospike_http::bind(&config)
             .await
             .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;

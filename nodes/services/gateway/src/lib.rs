@@ -11,10 +11,12 @@
 //! - **`GET /services`**, **`GET /services/health`** (every instance's `/health`
 //!   in one answer) and the compatibility endpoint **`POST /api/generate`**
 //!   (= `POST /inference/infer`).
-//! - **Guards** in priority order, from the parameters: API keys (401), a token
-//!   bucket per caller (429 with `Retry-After`), and validation of known
-//!   endpoints' bodies against their messages (400 naming the field). A rejected
-//!   request never reaches a service.
+//! - **Middleware plugins** of the plugin system, in priority order, switched
+//!   on and configured by the `plugins:` parameter: API keys (`ApiKeyAuth`,
+//!   401), a token bucket per caller (`RateLimit`, 429 with `Retry-After`), and
+//!   validation of known endpoints' bodies against their messages
+//!   (`RequestValidation`, 400 naming the field), plus any external middleware
+//!   plugin from `plugin_dirs`. A rejected request never reaches a service.
 //! - **The web dashboard** at `/`: services, nodes, a steps/s chart, alerts,
 //!   training jobs with their curves (from the monitoring service), and a live
 //!   spike raster of any topic streamed from the bus (`/events/spikes`).

@@ -1,55 +1,117 @@
-//! The gateway's guards: checks every routed request passes, in priority order,
-//! before anything reaches a service — authentication (priority 20, "security"),
-//! rate limiting (30, "middleware") and request validation (30). Each is switched
-//! on by the gateway's parameters; a rejected request never leaves the gateway.
+//! The gateway's middleware: the HTTP middleware plugins of the plugin system,
+//! run on every routed request in the plugin host's order — authentication
+//! (`ApiKeyAuth`, priority 20, security), then rate limiting (`RateLimit`, 30)
+//! and validation (`RequestValidation`, 30), then any other middleware plugin
+//! — before anything reaches a service.
+//!
+//! The gateway owns a [`PluginManager`] with the built-in middleware plugins
+//! (`evospike-middleware`), configured from its `plugins:` parameter; a plugin the
+//! config does not mention keeps its default (validation on, the others off).
+//! On each request it walks the manager's
+//! [`middleware_chain`](PluginManager::middleware_chain); the first rejection
+//! answers, and the request never leaves the gateway.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use evospike_http::{parse_json, ApiError};
-use evospike_schemas::proto::{
-    BatchInferRequest, InferRequest, RegisterModelRequest, RegisterServiceRequest, TrainRequest,
-};
+use evospike_http::ApiError;
+use evospike_plugin_api::{MiddlewareRequest, Rejection, RequestHeaders};
+use evospike_plugin_host::{initialize_plugin_system, HostError, PluginManager};
 
-/// One check on a request.
-pub(crate) trait Guard: Send + Sync + std::fmt::Debug {
-    /// Lower runs first (security 20, middleware 30).
-    fn priority(&self) -> u32;
-    /// Whether [`Guard::check`] needs the request body.
-    fn needs_body(&self, _parts: &Parts) -> bool {
-        false
-    }
-    /// `Err` rejects the request with that answer.
-    fn check(&self, parts: &Parts, body: Option<&[u8]>) -> Result<(), ApiError>;
+/// The plugin host whose middleware chain the gateway runs.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    manager: PluginManager,
 }
 
-/// The guards in force, in priority order.
-#[derive(Debug, Default)]
-pub(crate) struct Guards(Vec<Box<dyn Guard>>);
+impl Chain {
+    /// Registers the built-in middleware plugins, applies `plugins` (the gateway's `plugins:` parameter: `name → {enabled,
+    /// settings…}`) over the defaults, and starts every enabled plugin. A
+    /// section naming no registered plugin, a setting a plugin does not know or
+    /// a plugin that fails to start is an error naming it.
+    pub(crate) fn start(
+        plugins: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Chain, HostError> {
+        let no_dirs: [&str; 0] = [];
+        let mut manager =
+            initialize_plugin_system(evospike_middleware::builtin_plugins(), &no_dirs)?;
+        manager.configure_and_start(plugins, |name| {
+            evospike_middleware::ON_BY_DEFAULT.contains(&name)
+        })?;
+        Ok(Chain { manager })
+    }
 
-impl Guards {
-    pub(crate) fn new(mut guards: Vec<Box<dyn Guard>>) -> Guards {
-        guards.sort_by_key(|g| g.priority());
-        Guards(guards)
+    /// The names of the middleware in force, in the order they run.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.manager
+            .middleware_chain()
+            .map(|(meta, _)| meta.name.as_str())
+            .collect()
+    }
+
+    /// Runs the chain on one request; the first rejection is the answer.
+    fn check(&self, request: &MiddlewareRequest<'_>) -> Result<(), Rejection> {
+        self.manager
+            .middleware_chain()
+            .try_for_each(|(_, plugin)| plugin.check(request))
+    }
+
+    fn needs_body(&self, method: &str, path: &str) -> bool {
+        self.manager
+            .middleware_chain()
+            .any(|(_, plugin)| plugin.needs_body(method, path))
     }
 }
 
-/// The axum middleware running the guards.
+/// The request's headers as the plugins see them.
+struct Headers<'a>(&'a HeaderMap);
+
+impl RequestHeaders for Headers<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.get(name)?.to_str().ok()
+    }
+}
+
+fn rejected(rejection: Rejection) -> Response {
+    let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::FORBIDDEN);
+    ApiError {
+        retry_after: rejection.retry_after_s,
+        ..ApiError::new(status, rejection.message)
+    }
+    .into_response()
+}
+
+/// Runs the chain on the request's parts (and body, if read).
+fn check(chain: &Chain, parts: &Parts, body: Option<&[u8]>) -> Result<(), Rejection> {
+    let headers = Headers(&parts.headers);
+    chain.check(&MiddlewareRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &headers,
+        client: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+        body,
+    })
+}
+
+/// The axum middleware running the chain.
 pub(crate) async fn guard(
-    State(guards): State<Arc<Guards>>,
+    State(chain): State<Arc<Chain>>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let (body, bytes) = if guards.0.iter().any(|g| g.needs_body(&parts)) {
+    let needs_body = chain.needs_body(parts.method.as_str(), parts.uri.path());
+    let (body, bytes) = if needs_body {
         match axum::body::to_bytes(body, evospike_http::bridge::MAX_BUS_BODY).await {
             Ok(bytes) => (Body::from(bytes.clone()), Some(bytes)),
             Err(e) => {
@@ -64,266 +126,113 @@ pub(crate) async fn guard(
     } else {
         (body, None)
     };
-    for g in &guards.0 {
-        if let Err(err) = g.check(&parts, bytes.as_deref()) {
-            return err.into_response();
-        }
+    if let Err(rejection) = check(&chain, &parts, bytes.as_deref()) {
+        return rejected(rejection);
     }
     next.run(Request::from_parts(parts, body)).await
-}
-
-/// Authentication: a request must carry one of the configured API keys, as
-/// `Authorization: Bearer <key>` or `x-api-key: <key>`; 401 otherwise.
-#[derive(Debug)]
-pub(crate) struct ApiKeys {
-    keys: Vec<String>,
-}
-
-impl ApiKeys {
-    pub(crate) fn new(keys: Vec<String>) -> ApiKeys {
-        ApiKeys { keys }
-    }
-}
-
-/// The caller's API key, if it sent one: `x-api-key`, `Authorization: Bearer`,
-/// or for the dashboard's event stream (a browser's EventSource sends no
-/// headers) a `key` query parameter.
-fn presented_key(parts: &Parts) -> Option<&str> {
-    if let Some(value) = parts.headers.get("x-api-key") {
-        return value.to_str().ok();
-    }
-    if let Some(bearer) = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim());
-    }
-    if parts.uri.path() == "/events/spikes" {
-        return parts
-            .uri
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("key="));
-    }
-    None
-}
-
-/// Compares without an early exit, so timing does not tell how much matched.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-impl Guard for ApiKeys {
-    fn priority(&self) -> u32 {
-        20
-    }
-
-    fn check(&self, parts: &Parts, _: Option<&[u8]>) -> Result<(), ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
-        match presented_key(parts) {
-            None => Err(unauthorized(
-                "authentication required: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
-            )),
-            Some(key) if self.keys.iter().any(|k| same(k, key)) => Ok(()),
-            Some(_) => Err(unauthorized("the API key is not valid")),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Rate limiting: a token bucket per API key, or per client address for callers
-/// without one; 429 with `Retry-After` when a bucket is empty.
-#[derive(Debug)]
-pub(crate) struct RateLimit {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-/// Buckets kept at most; full ones are dropped first past it.
-const MAX_BUCKETS: usize = 10_000;
-
-impl RateLimit {
-    pub(crate) fn new(per_second: f64, burst: u32) -> RateLimit {
-        RateLimit {
-            per_second,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn caller(parts: &Parts) -> String {
-        if let Some(key) = presented_key(parts) {
-            return format!("key:{key}");
-        }
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "addr:bus".to_owned(), |c| format!("addr:{}", c.0.ip()))
-    }
-
-    /// Takes a token for `caller`, or says how many seconds until one is there.
-    fn take(&self, caller: String, now: Instant) -> Result<(), u64> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&caller) {
-            let (per_second, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * per_second < burst
-            });
-        }
-        let bucket = buckets.entry(caller).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * self.per_second;
-        bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0) as u64)
-        }
-    }
-}
-
-impl Guard for RateLimit {
-    fn priority(&self) -> u32 {
-        30
-    }
-
-    fn check(&self, parts: &Parts, _: Option<&[u8]>) -> Result<(), ApiError> {
-        self.take(Self::caller(parts), Instant::now())
-            .map_err(|seconds| ApiError {
-                retry_after: Some(seconds),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "rate limit exceeded ({} requests/s, bursts of {}); retry in {seconds} s",
-                        self.per_second, self.burst
-                    ),
-                )
-            })
-    }
-}
-
-/// Request validation: the JSON body of each known endpoint is read as its
-/// protobuf message (the service's own definition) before it is forwarded; a
-/// body that does not fit gets 400 naming the field.
-#[derive(Debug)]
-pub(crate) struct Validation;
-
-type Check = fn(&[u8]) -> Result<(), ApiError>;
-
-fn as_message<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(), ApiError> {
-    parse_json::<T>(body).map(drop)
-}
-
-impl Validation {
-    fn schema(parts: &Parts) -> Option<Check> {
-        if parts.method != Method::POST {
-            return None;
-        }
-        Some(match parts.uri.path() {
-            "/inference/infer" | "/api/generate" => as_message::<InferRequest>,
-            "/inference/batch_infer" => as_message::<BatchInferRequest>,
-            "/training/train" => as_message::<TrainRequest>,
-            "/registry/models/register" => as_message::<RegisterModelRequest>,
-            "/services/register" => as_message::<RegisterServiceRequest>,
-            _ => return None,
-        })
-    }
-}
-
-impl Guard for Validation {
-    fn priority(&self) -> u32 {
-        30
-    }
-
-    fn needs_body(&self, parts: &Parts) -> bool {
-        Self::schema(parts).is_some()
-    }
-
-    fn check(&self, parts: &Parts, body: Option<&[u8]>) -> Result<(), ApiError> {
-        match (Self::schema(parts), body) {
-            (Some(check), Some(body)) => check(body),
-            _ => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use evospike_plugin_api::PluginError;
+    use serde_json::json;
 
-    fn parts(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
-        let mut builder = axum::http::Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        builder.body(()).unwrap().into_parts().0
+    fn plugins(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().unwrap().clone()
     }
 
     #[test]
-    fn api_keys_accept_bearer_or_header_and_nothing_else() {
-        let auth = ApiKeys::new(vec!["s3cret".into()]);
-        let ok = parts(Method::GET, "/x/y", &[("authorization", "Bearer s3cret")]);
-        assert!(auth.check(&ok, None).is_ok());
-        let ok = parts(Method::GET, "/x/y", &[("x-api-key", "s3cret")]);
-        assert!(auth.check(&ok, None).is_ok());
-        for bad in [
-            parts(Method::GET, "/x/y", &[]),
-            parts(Method::GET, "/x/y", &[("x-api-key", "s3cre")]),
-            parts(Method::GET, "/x/y", &[("authorization", "Basic s3cret")]),
-        ] {
-            assert_eq!(
-                auth.check(&bad, None).unwrap_err().status,
-                StatusCode::UNAUTHORIZED
-            );
-        }
+    fn by_default_only_validation_runs() {
+        let chain = Chain::start(&plugins(json!({}))).unwrap();
+        assert_eq!(chain.names(), ["RequestValidation"]);
     }
 
     #[test]
-    fn the_bucket_allows_a_burst_then_refills_at_the_rate() {
-        let limit = RateLimit::new(2.0, 3);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(limit.take("a".into(), t0).is_ok());
-        }
-        assert_eq!(limit.take("a".into(), t0), Err(1));
-        // Another caller has its own bucket.
-        assert!(limit.take("b".into(), t0).is_ok());
-        // Half a second at 2/s is one token.
-        assert!(limit
-            .take("a".into(), t0 + Duration::from_millis(500))
-            .is_ok());
-        assert!(limit
-            .take("a".into(), t0 + Duration::from_millis(500))
-            .is_err());
+    fn security_runs_before_middleware_whatever_the_config_order() {
+        let chain = Chain::start(&plugins(json!({
+            "RateLimit": {"per_second": 5},
+            "RequestValidation": {},
+            "ApiKeyAuth": {"keys": ["k1"]},
+        })))
+        .unwrap();
+        assert_eq!(
+            chain.names(),
+            ["ApiKeyAuth", "RateLimit", "RequestValidation"]
+        );
+        // Without a key the answer is authentication's (401), never the rate
+        // limit's or validation's: security runs first.
+        let none: &[(&str, &str)] = &[];
+        let request = MiddlewareRequest {
+            method: "POST",
+            path: "/inference/infer",
+            query: None,
+            headers: &none,
+            client: None,
+            body: Some(b"not json"),
+        };
+        assert_eq!(chain.check(&request).unwrap_err().status, 401);
+        let keyed: &[(&str, &str)] = &[("x-api-key", "k1")];
+        let request = MiddlewareRequest {
+            headers: &keyed,
+            ..request
+        };
+        assert_eq!(chain.check(&request).unwrap_err().status, 400);
     }
 
     #[test]
-    fn validation_names_the_field_at_fault() {
-        let p = parts(Method::POST, "/training/train", &[]);
-        assert!(Validation.needs_body(&p));
-        let err = Validation
-            .check(&p, Some(br#"{"model_type": "classifier", "dataset_path": "x", "config": {"epochs": "ten"}}"#))
-            .unwrap_err();
-        assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.message.contains("config.epochs"), "{}", err.message);
-        let other = parts(Method::GET, "/training/jobs", &[]);
-        assert!(!Validation.needs_body(&other));
+    fn plugins_switch_off_and_on_by_config() {
+        let chain = Chain::start(&plugins(json!({
+            "RequestValidation": {"enabled": false},
+            "RateLimit": {"enabled": true, "per_second": 1, "burst": 1},
+        })))
+        .unwrap();
+        assert_eq!(chain.names(), ["RateLimit"]);
+        let none: &[(&str, &str)] = &[];
+        let request = MiddlewareRequest {
+            method: "POST",
+            path: "/inference/infer",
+            query: None,
+            headers: &none,
+            client: Some("127.0.0.1".parse().unwrap()),
+            body: Some(b"not json"),
+        };
+        // Validation is off: the bad body passes; the second call is over the rate.
+        assert!(chain.check(&request).is_ok());
+        let rejection = chain.check(&request).unwrap_err();
+        assert_eq!((rejection.status, rejection.retry_after_s), (429, Some(1)));
+        let chain = Chain::start(&plugins(
+            json!({"ApiKeyAuth": {"keys": ["k"], "enabled": false}}),
+        ))
+        .unwrap();
+        assert_eq!(chain.names(), ["RequestValidation"]);
+    }
+
+    #[test]
+    fn bad_config_is_a_typed_error_naming_plugin_and_key() {
+        let err = Chain::start(&plugins(json!({"ApiKeyAuht": {"keys": ["k"]}}))).unwrap_err();
+        assert!(
+            matches!(err, HostError::Config(evospike_plugin_host::ConfigError::UnknownPlugin { ref plugin, .. }) if plugin == "ApiKeyAuht"),
+            "{err}"
+        );
+        let err = Chain::start(&plugins(
+            json!({"RateLimit": {"per_second": 1, "brust": 3}}),
+        ))
+        .unwrap_err();
+        match err {
+            HostError::Plugin {
+                ref name,
+                source: PluginError::InvalidConfig { ref key, .. },
+                ..
+            } => assert_eq!((name.as_str(), key.as_str()), ("RateLimit", "brust")),
+            other => panic!("{other}"),
+        }
+        let err = Chain::start(&plugins(json!({"ApiKeyAuth": {}}))).unwrap_err();
+        assert!(err.to_string().contains("no API key configured"), "{err}");
+        let err = Chain::start(&plugins(json!({"RateLimit": {"enabled": "yes"}}))).unwrap_err();
+        assert!(
+            err.to_string().contains("plugins.RateLimit.enabled"),
+            "{err}"
+        );
     }
 }

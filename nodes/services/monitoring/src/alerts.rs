@@ -7,11 +7,13 @@
 //! `pipeline_gaps` (a node reports lost steps), `layer_silent` (a node steps
 //! but emits no spikes), `layer_saturated` (more than half of a layer fires at
 //! each step: `spikes_per_s / (steps_per_s × neurons)`, from the gauge `neurons`
-//! layers publish).
+//! layers publish). MONITORING plugins (`InsightEngine`) add *findings*: each
+//! is an alert of its own rule and node for as long as the plugin finds it again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
+use evospike_plugin_api::Finding;
 use evospike_schemas::proto::Alert;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -259,6 +261,8 @@ pub(crate) struct Alerts {
     resolved: VecDeque<Alert>,
     /// `gaps_total` per node when it last grew, and its value then.
     gaps: BTreeMap<String, (f64, Instant)>,
+    /// The plugins' findings at the last evaluation.
+    found: BTreeSet<(String, String)>,
 }
 
 /// Resolved alerts kept for `GET /alerts`.
@@ -275,50 +279,52 @@ impl Alerts {
             active: BTreeMap::new(),
             resolved: VecDeque::new(),
             gaps: BTreeMap::new(),
+            found: BTreeSet::new(),
         }
     }
 
-    /// Evaluates every rule on every node.
-    pub(crate) fn evaluate(&mut self, view: &dyn NodeView, now: Instant, wall: SystemTime) {
+    /// Evaluates every rule on every node, and the plugins' `findings` (each
+    /// an alert of its own rule on its node while it is found again).
+    pub(crate) fn evaluate(
+        &mut self,
+        view: &dyn NodeView,
+        findings: &[Finding],
+        now: Instant,
+        wall: SystemTime,
+    ) {
         let Alerts {
             rules,
             active,
             resolved,
             gaps,
+            found,
         } = self;
         let nodes = view.nodes();
         for rule in rules.iter() {
             for node in &nodes {
                 let key = (rule.name().to_owned(), node.clone());
-                let Some((value, message)) = rule.check(view, node, now, gaps) else {
-                    retire(active, resolved, &key, wall);
-                    continue;
-                };
-                let tracked = active.entry(key).or_insert_with(|| Tracked {
-                    alert: Alert {
-                        rule: rule.name().to_owned(),
-                        node: node.clone(),
-                        state: "pending".into(),
-                        pending_since: rfc3339(wall),
-                        ..Default::default()
-                    },
-                    pending: now,
-                });
-                tracked.alert.value = value;
-                tracked.alert.message = message;
-                if tracked.alert.state == "pending"
-                    && now.duration_since(tracked.pending).as_secs_f64() >= rule.for_s()
-                {
-                    tracked.alert.state = "firing".into();
-                    tracked.alert.firing_since = rfc3339(wall);
-                    tracing::warn!(rule = %tracked.alert.rule, node = %tracked.alert.node, message = %tracked.alert.message, "alert firing");
+                match rule.check(view, node, now, gaps) {
+                    Some((value, message)) => {
+                        hold(active, key, value, message, rule.for_s(), now, wall)
+                    }
+                    None => retire(active, resolved, &key, wall),
                 }
             }
         }
-        // Alerts about nodes no longer known resolve too.
+        let mut now_found = BTreeSet::new();
+        for f in findings {
+            let key = (f.rule.clone(), f.node.clone());
+            now_found.insert(key.clone());
+            hold(active, key, f.value, f.message.clone(), f.for_s, now, wall);
+        }
+        for key in found.difference(&now_found) {
+            retire(active, resolved, key, wall);
+        }
+        *found = now_found;
+        // Alerts about nodes no longer known resolve too (findings name their node).
         let stale: Vec<_> = active
             .keys()
-            .filter(|(_, node)| !nodes.contains(node))
+            .filter(|key| !nodes.contains(&key.1) && !found.contains(*key))
             .cloned()
             .collect();
         for key in stale {
@@ -334,6 +340,40 @@ impl Alerts {
             active.extend(self.resolved.iter().cloned());
         }
         active
+    }
+}
+
+/// The condition of `key` holds now: a new alert is pending; a pending one
+/// that has held `for_s` fires.
+fn hold(
+    active: &mut BTreeMap<(String, String), Tracked>,
+    key: (String, String),
+    value: f64,
+    message: String,
+    for_s: f64,
+    now: Instant,
+    wall: SystemTime,
+) {
+    let tracked = active
+        .entry(key)
+        .or_insert_with_key(|(rule, node)| Tracked {
+            alert: Alert {
+                rule: rule.clone(),
+                node: node.clone(),
+                state: "pending".into(),
+                pending_since: rfc3339(wall),
+                ..Default::default()
+            },
+            pending: now,
+        });
+    tracked.alert.value = value;
+    tracked.alert.message = message;
+    if tracked.alert.state == "pending"
+        && now.duration_since(tracked.pending).as_secs_f64() >= for_s
+    {
+        tracked.alert.state = "firing".into();
+        tracked.alert.firing_since = rfc3339(wall);
+        tracing::warn!(rule = %tracked.alert.rule, node = %tracked.alert.node, message = %tracked.alert.message, "alert firing");
     }
 }
 
@@ -419,16 +459,16 @@ mod tests {
             .insert(("readout".into(), "steps_per_s".into()), 3.0);
         let t0 = Instant::now();
         let wall = SystemTime::now();
-        alerts.evaluate(&view, t0, wall);
+        alerts.evaluate(&view, &[], t0, wall);
         let list = alerts.list(true);
         assert_eq!(list.len(), 1, "the readout does not match the pattern");
         assert_eq!(list[0].state, "pending");
-        alerts.evaluate(&view, t0 + Duration::from_secs(2), wall);
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(2), wall);
         assert_eq!(alerts.list(true)[0].state, "firing");
         assert!(!alerts.list(true)[0].firing_since.is_empty());
         view.values
             .insert(("layer1".into(), "steps_per_s".into()), 50.0);
-        alerts.evaluate(&view, t0 + Duration::from_secs(3), wall);
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(3), wall);
         let list = alerts.list(true);
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].state, "resolved");
@@ -444,10 +484,10 @@ mod tests {
             .insert(("l".into(), "steps_per_s".into()), 100.0);
         view.values.insert(("l".into(), "spikes_per_s".into()), 0.0);
         let t0 = Instant::now();
-        alerts.evaluate(&view, t0, SystemTime::now());
+        alerts.evaluate(&view, &[], t0, SystemTime::now());
         assert_eq!(alerts.list(true)[0].state, "pending");
         view.values.insert(("l".into(), "spikes_per_s".into()), 5.0);
-        alerts.evaluate(&view, t0 + Duration::from_secs(1), SystemTime::now());
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(1), SystemTime::now());
         assert!(alerts.list(true).is_empty());
     }
 
@@ -465,14 +505,14 @@ mod tests {
         ] {
             view.values.insert(("hidden".into(), metric.into()), value);
         }
-        alerts.evaluate(&view, Instant::now(), SystemTime::now());
+        alerts.evaluate(&view, &[], Instant::now(), SystemTime::now());
         let list = alerts.list(false);
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].state, "firing");
         assert!((list[0].value - 0.8).abs() < 1e-9);
         view.values
             .insert(("hidden".into(), "spikes_per_s".into()), 100.0);
-        alerts.evaluate(&view, Instant::now(), SystemTime::now());
+        alerts.evaluate(&view, &[], Instant::now(), SystemTime::now());
         assert!(alerts.list(false).is_empty());
     }
 
@@ -484,8 +524,8 @@ mod tests {
         view.values
             .insert(("layer1".into(), "gaps_total".into()), 3.0);
         let t0 = Instant::now();
-        alerts.evaluate(&view, t0, SystemTime::now());
-        alerts.evaluate(&view, t0 + Duration::from_secs(5), SystemTime::now());
+        alerts.evaluate(&view, &[], t0, SystemTime::now());
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(5), SystemTime::now());
         let list = alerts.list(false);
         let names: Vec<(&str, &str, &str)> = list
             .iter()
@@ -500,7 +540,41 @@ mod tests {
             "{names:?}"
         );
         // No new gaps for longer than the window: resolved.
-        alerts.evaluate(&view, t0 + Duration::from_secs(20), SystemTime::now());
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(20), SystemTime::now());
         assert!(alerts.list(false).iter().all(|a| a.rule != "pipeline_gaps"));
+    }
+
+    #[test]
+    fn plugin_findings_pend_fire_and_resolve() {
+        let view = View::default();
+        let mut alerts = Alerts::new(Vec::new());
+        let finding = Finding {
+            rule: "insight_silent_layer".into(),
+            node: "layer2".into(),
+            value: 0.0,
+            message: "layer2 is silent".into(),
+            for_s: 2.0,
+        };
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        alerts.evaluate(&view, std::slice::from_ref(&finding), t0, wall);
+        assert_eq!(alerts.list(false)[0].state, "pending");
+        alerts.evaluate(
+            &view,
+            std::slice::from_ref(&finding),
+            t0 + Duration::from_secs(2),
+            wall,
+        );
+        let firing = &alerts.list(false)[0];
+        assert_eq!(
+            (firing.rule.as_str(), firing.node.as_str()),
+            ("insight_silent_layer", "layer2")
+        );
+        assert_eq!(firing.state, "firing");
+        assert_eq!(firing.message, "layer2 is silent");
+        // Not found any more: resolved.
+        alerts.evaluate(&view, &[], t0 + Duration::from_secs(3), wall);
+        assert!(alerts.list(false).is_empty());
+        assert_eq!(alerts.list(true)[0].state, "resolved");
     }
 }

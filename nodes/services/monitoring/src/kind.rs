@@ -5,19 +5,20 @@ use evospike_schemas::contract::{NodeTopics, Watch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use evospike_bus::{Bus, MessageSubscriber};
+use evospike_bus::{Bus, MessagePublisher, MessageSubscriber, SpikeSubscriber};
 use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
 use evospike_node::NodeError;
-use evospike_schemas::proto::{HealthState, HttpRequest, MetricBatch};
+use evospike_schemas::proto::{HealthState, HttpRequest, MetricBatch, MetricSample};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{Alerts, Rule, RuleParams};
+use crate::plugins::MonitorPlugins;
 use crate::state::{Monitor, Source};
 
 /// The monitoring service's documented port.
@@ -44,6 +45,18 @@ pub struct MonitoringParams {
     /// traffic and the alert rules.
     #[serde(default = "default_interval")]
     pub interval_ms: u64,
+    /// MONITORING plugins, by name: `enabled` plus the plugin's settings.
+    /// Built in: `DataMonitor` (`dt_ms`, `bin_steps`: per-layer rate, ISI CV,
+    /// Fano factor, synchrony from `spike_topics`, published as the layers'
+    /// metrics) and `InsightEngine` (`silent_hz`, `runaway_hz`, `drift`,
+    /// `baseline_windows`, `for_s`, `stale_reports`: alerts on silent,
+    /// runaway and drifting layers). None runs unless named here.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub plugins: serde_json::Map<String, serde_json::Value>,
+    /// Spike topics (`layer1/spikes`, …) whose tensors go to the plugins.
+    #[serde(default)]
+    pub spike_topics: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -56,6 +69,15 @@ fn default_interval() -> u64 {
 impl Params for MonitoringParams {
     fn check(&self, check: &mut Check<'_>) {
         check.at_least("interval_ms", self.interval_ms, 50);
+        for (i, topic) in self.spike_topics.iter().enumerate() {
+            if let Err(e) = evospike_bus::KeySpace::check_topic(topic) {
+                check.fail(
+                    format!("spike_topics[{i}]"),
+                    topic.as_str().into(),
+                    e.to_string(),
+                );
+            }
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.name.trim().is_empty() {
                 check.fail(format!("rules[{i}].name"), "".into(), "must not be empty");
@@ -90,10 +112,17 @@ fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static
 }
 
 /// Collects every node's metric batches from the bus.
-async fn collect(subscriber: MessageSubscriber<MetricBatch>, monitor: Arc<Mutex<Monitor>>) {
+async fn collect(
+    subscriber: MessageSubscriber<MetricBatch>,
+    monitor: Arc<Mutex<Monitor>>,
+    plugins: Arc<MonitorPlugins>,
+) {
     loop {
         match subscriber.recv().await {
             Ok(batch) => {
+                for s in &batch.message.samples {
+                    plugins.observe_metric(&s.node, &s.name, s.value);
+                }
                 let mut m = monitor.lock().unwrap_or_else(|e| e.into_inner());
                 for s in batch.message.samples {
                     let labels: BTreeMap<String, String> = s.labels.into_iter().collect();
@@ -113,8 +142,65 @@ async fn collect(subscriber: MessageSubscriber<MetricBatch>, monitor: Arc<Mutex<
     }
 }
 
-/// Every interval: who is alive, each service's traffic, the alert rules.
-async fn watch(bus: Bus, monitor: Arc<Mutex<Monitor>>, training: Arc<AtomicBool>, every: Duration) {
+/// Hands every spike tensor of `topic` to the plugins.
+async fn watch_spikes(subscriber: SpikeSubscriber, plugins: Arc<MonitorPlugins>) {
+    loop {
+        match subscriber.recv().await {
+            Ok(message) => plugins.observe_tensor(message.view()),
+            Err(evospike_bus::BusError::Closed { .. }) => return,
+            Err(err) => tracing::debug!(%err, "a spike message could not be read"),
+        }
+    }
+}
+
+/// The plugins' measurements of the interval, published as their layers'
+/// metrics (monitoring collects them back from the bus like any node's).
+fn publish_measurements(
+    publisher: &MessagePublisher<MetricBatch>,
+    measurements: Vec<evospike_plugin_api::Measurement>,
+) {
+    if measurements.is_empty() {
+        return;
+    }
+    let timestamp_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let batch = MetricBatch {
+        samples: measurements
+            .into_iter()
+            .map(|m| MetricSample {
+                timestamp_unix_ns,
+                node: m.node,
+                name: m.name,
+                value: m.value,
+                labels: Default::default(),
+            })
+            .collect(),
+    };
+    if let Err(err) = publisher.publish(&batch) {
+        tracing::debug!(%err, "the plugins' measurements were not published");
+    }
+}
+
+/// What [`watch`] looks at.
+struct Watched {
+    bus: Bus,
+    monitor: Arc<Mutex<Monitor>>,
+    training: Arc<AtomicBool>,
+    plugins: Arc<MonitorPlugins>,
+    publisher: MessagePublisher<MetricBatch>,
+}
+
+/// Every interval: who is alive, each service's traffic, the plugins' reports,
+/// the alert rules.
+async fn watch(watched: Watched, every: Duration) {
+    let Watched {
+        bus,
+        monitor,
+        training,
+        plugins,
+        publisher,
+    } = watched;
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -155,9 +241,11 @@ async fn watch(bus: Bus, monitor: Arc<Mutex<Monitor>>, training: Arc<AtomicBool>
                 .unwrap_or_else(|e| e.into_inner())
                 .set_traffic(service, scraped, Instant::now());
         }
+        let report = plugins.report();
+        publish_measurements(&publisher, report.measurements);
         let mut m = monitor.lock().unwrap_or_else(|e| e.into_inner());
         m.keep_traffic(&by_service.keys().cloned().collect());
-        m.evaluate(Instant::now());
+        m.evaluate(&report.findings, Instant::now());
     }
 }
 
@@ -188,14 +276,28 @@ impl NodeKind for MonitoringKind {
         let bus = node.bus().clone();
         let subscriber: MessageSubscriber<MetricBatch> =
             bus.message_subscriber(&bus.keys().all("metric"))?;
+        let plugins = Arc::new(
+            MonitorPlugins::start(&params.plugins)
+                .map_err(|e| failed("start its monitoring plugins".into(), e))?,
+        );
+        if !plugins.names().is_empty() {
+            tracing::info!(plugins = ?plugins.names(), topics = ?params.spike_topics, "monitoring plugins");
+        }
+        let mut spike_watchers = Vec::new();
+        for topic in &params.spike_topics {
+            let subscriber = bus.spike_subscriber(topic)?;
+            spike_watchers.push(tokio::spawn(watch_spikes(subscriber, plugins.clone())));
+        }
         let training = Arc::new(AtomicBool::new(false));
-        let collector = tokio::spawn(collect(subscriber, monitor.clone()));
-        let watcher = tokio::spawn(watch(
-            bus.clone(),
-            monitor.clone(),
-            training.clone(),
-            Duration::from_millis(params.interval_ms),
-        ));
+        let collector = tokio::spawn(collect(subscriber, monitor.clone(), plugins.clone()));
+        let watched = Watched {
+            bus: bus.clone(),
+            monitor: monitor.clone(),
+            training: training.clone(),
+            plugins,
+            publisher: bus.message_publisher(&bus.keys().metric(node.name())?)?,
+        };
+        let watcher = tokio::spawn(watch(watched, Duration::from_millis(params.interval_ms)));
         let service = crate::api::service(monitor, bus.clone(), training, config.clone());
         let listener = evospike_http::bind(&config)
             .await
@@ -213,6 +315,9 @@ impl NodeKind for MonitoringKind {
         let result = evospike_http::serve_service(&bus, node.name(), service, listener, stop).await;
         collector.abort();
         watcher.abort();
+        for task in spike_watchers {
+            task.abort();
+        }
         result.map_err(|e| failed("serve HTTP".into(), e))
     }
 }

@@ -214,13 +214,14 @@ impl Monitor {
         self.traffic.retain(|name, _| services.contains(name));
     }
 
-    /// Evaluates the alert rules.
-    pub(crate) fn evaluate(&mut self, now: Instant) {
+    /// Evaluates the alert rules, and the plugins' `findings`.
+    pub(crate) fn evaluate(&mut self, findings: &[evospike_plugin_api::Finding], now: Instant) {
         let view = Snapshot {
             nodes: &self.nodes,
             now,
         };
-        self.alerts.evaluate(&view, now, SystemTime::now());
+        self.alerts
+            .evaluate(&view, findings, now, SystemTime::now());
     }
 
     /// `GET /metrics/{name}`: a node's metrics, or a service's — those of all its
