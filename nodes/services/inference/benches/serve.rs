@@ -214,6 +214,7 @@ fn main() {
                 cache_size: 5,
                 batch: params.batch_settings(),
                 registry_timeout: Duration::from_secs(30),
+                distributed: None,
             };
             let config = evospike_http::ServiceConfig {
                 host: "127.0.0.1".into(),
