@@ -856,26 +856,37 @@ fn a_cache_of_one_serves_a_burst_for_two_models_and_a_full_queue_answers_503() {
     assert_eq!(loaded.status, 200, "{}", loaded.text);
     let long: Vec<Value> = (0..4).map(|i| json!({"pixels": samples[i]})).collect();
     let long = json!({"model_id": "digits-a", "config": {"steps": 10000}, "inputs": long});
-    let batches: Vec<_> = (0..2)
-        .map(|_| {
-            let (url, body) = (format!("{small_url}/batch_infer"), long.clone());
-            std::thread::spawn(move || post(&url, &body))
+    // The worker may finish between seeing the queue full and the next request
+    // (a fast machine): then that attempt proves nothing and is repeated.
+    let mut refused_once = false;
+    for _ in 0..5 {
+        let batches: Vec<_> = (0..2)
+            .map(|_| {
+                let (url, body) = (format!("{small_url}/batch_infer"), long.clone());
+                std::thread::spawn(move || post(&url, &body))
+            })
+            .collect();
+        wait_until(Duration::from_secs(10), || {
+            metric(&small_url, "inference_queued_samples") == 4.0
         })
-        .collect();
-    wait_until(Duration::from_secs(10), || {
-        metric(&small_url, "inference_queued_samples") == 4.0
-    })
-    .expect("the second batch waits in the queue while the first computes");
-    let full = post(
-        &format!("{small_url}/infer"),
-        &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
-    );
-    refused(&full, 503, "queue is full");
-    assert_eq!(full.retry_after.as_deref(), Some("1"));
-    for batch in batches {
-        let batch = batch.join().unwrap();
-        assert_eq!(batch.status, 200, "{}", batch.text);
+        .expect("the second batch waits in the queue while the first computes");
+        let full = post(
+            &format!("{small_url}/infer"),
+            &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
+        );
+        for batch in batches {
+            let batch = batch.join().unwrap();
+            assert_eq!(batch.status, 200, "{}", batch.text);
+        }
+        if full.status == 503 {
+            refused(&full, 503, "queue is full");
+            assert_eq!(full.retry_after.as_deref(), Some("1"));
+            refused_once = true;
+            break;
+        }
+        assert_eq!(full.status, 200, "{}", full.text);
     }
+    assert!(refused_once, "a full queue answered 503");
     let after = post(
         &format!("{small_url}/infer"),
         &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
