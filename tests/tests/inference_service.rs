@@ -410,7 +410,8 @@ fn documented_examples_work_as_written_and_answers_equal_evospike_eval() {
         t.join().unwrap();
     }
     assert!(services.metric("inference_cache_hits_total") >= 48.0);
-    assert_eq!(services.metric("inference_model_loads_total"), 1.0);
+    // The model, and its distributed form (the docs' example).
+    assert_eq!(services.metric("inference_model_loads_total"), 2.0);
 
     // The same operations on the bus, with the same answers and errors.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -470,7 +471,7 @@ async fn on_the_bus(router: &str, samples: &[Vec<f32>], expected: &[u32]) {
             &LoadModelRequest {
                 model_id: "digits".into(),
                 version: Some("1".into()),
-                alias: None,
+                ..Default::default()
             },
             timeout,
         )
@@ -481,7 +482,8 @@ async fn on_the_bus(router: &str, samples: &[Vec<f32>], expected: &[u32]) {
         .request(&key("list_models"), &ListLoadedModelsRequest {}, timeout)
         .await
         .unwrap();
-    assert_eq!(list.models.len(), 1);
+    // The model, and its distributed form (the docs' example).
+    assert_eq!(list.models.len(), 2);
     let missing = bus
         .request::<_, InferReply>(
             &key("infer"),
@@ -826,17 +828,19 @@ fn a_cache_of_one_serves_a_burst_for_two_models_and_a_full_queue_answers_503() {
     };
     assert_eq!(cached(), 1, "back to one model once the burst is over");
 
-    // A second inference node whose queue holds two samples and waits 3 s for
-    // a batch: two queued samples fill it, and the next request gets 503.
+    // A second inference node with one worker and a queue of four samples: the
+    // idle worker takes one batch of four long samples at once (seconds of
+    // work), the other batch fills the queue meanwhile, and the next request
+    // gets 503.
     let mut command = Command::new(workspace_bin("evospike"));
     command
         .args(["run", "inference", "--name", "inference-small-queue"])
         .args(["--connect", &services.router])
         .args([
             "-p",
-            "max_queue=2",
+            "max_queue=4",
             "-p",
-            "max_queue_delay_ms=3000",
+            "compute_threads=1",
             "-p",
             "max_batch_size=8",
         ])
@@ -850,28 +854,215 @@ fn a_cache_of_one_serves_a_burst_for_two_models_and_a_full_queue_answers_503() {
     let small_url = url_in(&line);
     let loaded = post(&format!("{small_url}/load_model/digits-a"), &json!({}));
     assert_eq!(loaded.status, 200, "{}", loaded.text);
-    let two =
-        json!({"model_id": "digits-a", "inputs": [{"pixels": samples[0]}, {"pixels": samples[1]}]});
-    let batch = {
-        let url = format!("{small_url}/batch_infer");
-        std::thread::spawn(move || post(&url, &two))
-    };
-    wait_until(Duration::from_secs(10), || {
-        metric(&small_url, "inference_queued_samples") == 2.0
-    })
-    .expect("the two samples wait in the queue");
-    let full = post(
+    let long: Vec<Value> = (0..4).map(|i| json!({"pixels": samples[i]})).collect();
+    let long = json!({"model_id": "digits-a", "config": {"steps": 10000}, "inputs": long});
+    // The worker may finish between seeing the queue full and the next request
+    // (a fast machine): then that attempt proves nothing and is repeated.
+    let mut refused_once = false;
+    for _ in 0..5 {
+        let batches: Vec<_> = (0..2)
+            .map(|_| {
+                let (url, body) = (format!("{small_url}/batch_infer"), long.clone());
+                std::thread::spawn(move || post(&url, &body))
+            })
+            .collect();
+        wait_until(Duration::from_secs(10), || {
+            metric(&small_url, "inference_queued_samples") == 4.0
+        })
+        .expect("the second batch waits in the queue while the first computes");
+        let full = post(
+            &format!("{small_url}/infer"),
+            &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
+        );
+        for batch in batches {
+            let batch = batch.join().unwrap();
+            assert_eq!(batch.status, 200, "{}", batch.text);
+        }
+        if full.status == 503 {
+            refused(&full, 503, "queue is full");
+            assert_eq!(full.retry_after.as_deref(), Some("1"));
+            refused_once = true;
+            break;
+        }
+        assert_eq!(full.status, 200, "{}", full.text);
+    }
+    assert!(refused_once, "a full queue answered 503");
+    let after = post(
         &format!("{small_url}/infer"),
         &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
     );
-    refused(&full, 503, "queue is full");
-    assert_eq!(full.retry_after.as_deref(), Some("1"));
-    let batch = batch.join().unwrap();
-    assert_eq!(batch.status, 200, "{}", batch.text);
-    assert_eq!(batch.body["outputs"][0]["prediction"], expected_a[0]);
+    assert_eq!(after.status, 200, "{}", after.text);
+    assert_eq!(after.body["output"]["prediction"], expected_a[2]);
     small.signal("INT").unwrap();
     assert!(small
         .wait_exit(Duration::from_secs(15))
         .is_some_and(|s| s.success()));
     services.stop();
+}
+
+/// The processes whose node name (`EVOSPIKE_NODE_NAME`) is `name`.
+fn node_pids(name: &str) -> Vec<u32> {
+    let wanted = format!("EVOSPIKE_NODE_NAME={name}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .collect()
+}
+
+fn node_names(loaded: &Value) -> Vec<String> {
+    serde_json::from_value(loaded["nodes"].clone()).unwrap_or_default()
+}
+
+/// Every node of `names` has ended (the service cleaned up after itself).
+fn nodes_gone(names: &[String]) -> bool {
+    names.iter().all(|n| node_pids(n).is_empty())
+}
+
+#[test]
+fn a_distributed_model_answers_as_in_process_recovers_from_a_killed_node_and_cleans_up() {
+    let work = tempfile::tempdir().unwrap();
+    let (model, other) = (train(work.path(), 1), train(work.path(), 2));
+    let services = Services::start(2);
+    publish(&services.registry, "digits", &model);
+    publish(&services.registry, "other", &other);
+    let samples = holdout();
+
+    // Loaded as layer nodes: one per layer, and the readout.
+    let loaded = services.infer("/load_model/digits", &json!({"distributed": true}));
+    assert_eq!(loaded.status, 200, "{}", loaded.text);
+    assert_eq!(loaded.body["distributed"], true);
+    let nodes = node_names(&loaded.body);
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes[2].ends_with("-readout"), "{nodes:?}");
+    assert!(nodes.iter().all(|n| node_pids(n).len() == 1), "{nodes:?}");
+
+    // Every held-out digit: the same prediction and scores as in process.
+    let pixels: Vec<Value> = samples.iter().map(|s| json!({"pixels": s})).collect();
+    let local = services.infer(
+        "/batch_infer",
+        &json!({"model_id": "digits", "inputs": pixels}),
+    );
+    let remote = services.infer(
+        "/batch_infer",
+        &json!({"model_id": "digits", "inputs": pixels, "config": {"distributed": true}}),
+    );
+    assert_eq!(local.status, 200, "{}", local.text);
+    assert_eq!(remote.status, 200, "{}", remote.text);
+    let outputs = |a: &Answer| a.body["outputs"].as_array().unwrap().clone();
+    let (local, remote) = (outputs(&local), outputs(&remote));
+    assert_eq!(local.len(), samples.len());
+    for (i, (l, r)) in local.iter().zip(&remote).enumerate() {
+        assert_eq!(l["prediction"], r["prediction"], "sample {i}");
+        assert_eq!(l["scores"], r["scores"], "sample {i}");
+    }
+    let expected: Vec<u64> = local
+        .iter()
+        .map(|o| o["prediction"].as_u64().unwrap())
+        .collect();
+
+    // Concurrent clients share the pipeline without mixing their answers.
+    let url = format!("{}/infer", services.inference);
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (url, samples, expected) = (url.clone(), samples.clone(), expected.clone());
+            std::thread::spawn(move || {
+                for k in 0..10 {
+                    let i = (c * 37 + k * 11) % samples.len();
+                    let a = post(
+                        &url,
+                        &json!({"model_id": "digits", "inputs": {"pixels": samples[i]},
+                                "config": {"distributed": true}}),
+                    );
+                    assert_eq!(a.status, 200, "{}", a.text);
+                    assert_eq!(a.body["output"]["prediction"], expected[i], "sample {i}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+
+    // What the layer nodes cannot take is a clear 400.
+    let spikes = services.infer(
+        "/infer",
+        &json!({"model_id": "digits", "config": {"distributed": true},
+                "inputs": {"spikes": {"steps": 25, "times": [0], "neurons": [1]}}}),
+    );
+    refused(&spikes, 400, "spike trains");
+    let steps = services.infer(
+        "/infer",
+        &json!({"model_id": "digits", "inputs": {"pixels": samples[0]},
+                "config": {"distributed": true, "steps": 5}}),
+    );
+    refused(&steps, 400, "config.steps");
+
+    // A layer node killed while a batch is in flight: a clear 503, no hang.
+    let many: Vec<Value> = (0..1000)
+        .map(|i| json!({"pixels": samples[i % samples.len()]}))
+        .collect();
+    let in_flight = {
+        let url = format!("{}/batch_infer", services.inference);
+        let body = json!({"model_id": "digits", "inputs": many, "config": {"distributed": true}});
+        std::thread::spawn(move || post(&url, &body))
+    };
+    wait_until(Duration::from_secs(20), || {
+        services.metric("inference_queued_samples") > 0.0
+    })
+    .expect("the batch waits in the pipeline");
+    let hidden = node_pids(&nodes[0]);
+    let killed = Command::new("kill")
+        .args(["-9", &hidden[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let failed = in_flight.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    refused(&failed, 503, &format!("node `{}`", nodes[0]));
+    refused(&failed, 503, "SIGKILL");
+    wait_until(Duration::from_secs(10), || nodes_gone(&nodes))
+        .expect("a broken pipeline's other nodes are stopped");
+
+    // The next request starts fresh nodes and answers right.
+    let again = services.infer(
+        "/infer",
+        &json!({"model_id": "digits", "inputs": {"pixels": samples[3]},
+                "config": {"distributed": true}}),
+    );
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body["output"]["prediction"], expected[3]);
+    let listed = call("GET", &format!("{}/models", services.inference), None, None);
+    let relaunched: Vec<String> = listed.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["distributed"] == true)
+        .map(node_names)
+        .unwrap();
+    assert_eq!(relaunched.len(), 3);
+    assert_ne!(relaunched, nodes);
+
+    // Unloaded (evicted by two other models in a cache of two): nodes gone.
+    for (model, body) in [("digits", json!({})), ("other", json!({}))] {
+        let a = services.infer(&format!("/load_model/{model}"), &body);
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    wait_until(Duration::from_secs(10), || nodes_gone(&relaunched))
+        .expect("an evicted distributed model's nodes end");
+
+    // Shut down: the service stops the nodes of its distributed models.
+    let last = services.infer("/load_model/other", &json!({"distributed": true}));
+    assert_eq!(last.status, 200, "{}", last.text);
+    let last = node_names(&last.body);
+    assert!(last.iter().all(|n| node_pids(n).len() == 1), "{last:?}");
+    services.stop();
+    wait_until(Duration::from_secs(10), || nodes_gone(&last))
+        .expect("the service's shutdown ends its nodes");
 }

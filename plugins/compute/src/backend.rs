@@ -356,9 +356,13 @@ fn add_analog_rows(weights: &Weights, values: &[f32], scale: f32, out: &mut [f32
     }
 }
 
-/// [`add_analog_rows`] for `batch` rows of values: samples are taken in groups
-/// whose outputs stay in the L1 cache while the weight rows stream past, and
-/// each output value gets its terms in row order, as for one sample.
+/// [`add_analog_rows`] for `batch` rows of values, as a blocked product: a tile
+/// of [`TILE_SAMPLES`] samples × [`TILE_COLS`] outputs stays in registers while
+/// every weight row goes by, so an output is loaded and stored once per tile
+/// instead of once per non-zero input, and a weight row is read once per tile of
+/// samples. Each output value still gets its terms `(scale * x) * w` in row
+/// order, skipping zero inputs — exactly the operations of one sample alone, so
+/// the sums are bit-identical (no fused multiply-add, whatever the vector width).
 fn add_analog_rows_batch(
     weights: &Weights,
     values: &[f32],
@@ -367,7 +371,8 @@ fn add_analog_rows_batch(
     out: &mut [f32],
 ) {
     let (rows, cols) = (weights.rows(), weights.cols());
-    let Weights::Dense(d) = weights else {
+    let (Weights::Dense(d), 2..) = (weights, batch) else {
+        // Sparse weights, or one sample: row by row (a sample alone shares nothing).
         for b in 0..batch {
             add_analog_rows(
                 weights,
@@ -378,24 +383,74 @@ fn add_analog_rows_batch(
         }
         return;
     };
-    let group = (4096 / cols.max(1)).max(1);
     let mut first = 0;
     while first < batch {
-        let last = (first + group).min(batch);
-        for j in 0..rows {
-            let row = d.row(j);
-            for b in first..last {
-                let x = values[b * rows + j];
-                if x == 0.0 {
-                    continue;
-                }
-                let x = scale * x;
-                for (o, &w) in out[b * cols..(b + 1) * cols].iter_mut().zip(row) {
-                    *o += x * w;
+        let n = (batch - first).min(TILE_SAMPLES);
+        let tile_values = &values[first * rows..(first + n) * rows];
+        let tile_out = &mut out[first * cols..(first + n) * cols];
+        let mut col0 = 0;
+        while col0 + TILE_COLS <= cols {
+            add_tile(d, tile_values, n, scale, col0, tile_out);
+            col0 += TILE_COLS;
+        }
+        if col0 < cols {
+            // The last columns: one sample at a time, in row order as well.
+            for b in 0..n {
+                let x_row = &tile_values[b * rows..(b + 1) * rows];
+                let o_row = &mut tile_out[b * cols + col0..(b + 1) * cols];
+                for (j, &x) in x_row.iter().enumerate() {
+                    if x == 0.0 {
+                        continue;
+                    }
+                    let x = scale * x;
+                    for (o, &w) in o_row.iter_mut().zip(&d.row(j)[col0..]) {
+                        *o += x * w;
+                    }
                 }
             }
         }
-        first = last;
+        first += n;
+    }
+}
+
+/// Samples of a tile of [`add_analog_rows_batch`].
+const TILE_SAMPLES: usize = 4;
+/// Outputs of a tile of [`add_analog_rows_batch`].
+const TILE_COLS: usize = 32;
+
+/// One tile: outputs `col0..col0 + TILE_COLS` of `n` (≤ [`TILE_SAMPLES`])
+/// samples, accumulated in registers over every row.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2", "x86_64+avx2"))]
+fn add_tile(
+    d: &crate::DenseWeights,
+    values: &[f32],
+    n: usize,
+    scale: f32,
+    col0: usize,
+    out: &mut [f32],
+) {
+    let (rows, cols) = (d.rows(), d.cols());
+    let mut acc = [[0.0f32; TILE_COLS]; TILE_SAMPLES];
+    for (b, acc) in acc.iter_mut().enumerate().take(n) {
+        acc.copy_from_slice(&out[b * cols + col0..b * cols + col0 + TILE_COLS]);
+    }
+    for j in 0..rows {
+        let row: &[f32; TILE_COLS] = d.row(j)[col0..col0 + TILE_COLS]
+            .try_into()
+            .expect("a tile of columns");
+        for (b, acc) in acc.iter_mut().enumerate().take(n) {
+            let x = values[b * rows + j];
+            if x == 0.0 {
+                continue;
+            }
+            let x = scale * x;
+            for (o, &w) in acc.iter_mut().zip(row) {
+                *o += x * w;
+            }
+        }
+    }
+    for (b, acc) in acc.iter().enumerate().take(n) {
+        out[b * cols + col0..b * cols + col0 + TILE_COLS].copy_from_slice(acc);
     }
 }
 
@@ -534,7 +589,8 @@ mod tests {
     #[test]
     fn a_batch_gets_the_very_sums_of_its_samples_alone() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let (pre, post, batch) = (37, 29, 150);
+        // Whole tiles of outputs and samples, and the rest of each.
+        let (pre, post, batch) = (37, 3 * 32 + 5, 150);
         let w = DenseWeights::new(
             pre,
             post,

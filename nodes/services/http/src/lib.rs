@@ -33,6 +33,7 @@
 //! ```
 
 pub mod bridge;
+pub mod child;
 mod config;
 mod error;
 mod metrics;

@@ -137,6 +137,35 @@ fn load(url: &str, bodies: &[String], clients: usize, seconds: f64) -> Run {
     }
 }
 
+/// The service's forward pass alone, on one thread: µs per sample for samples
+/// one at a time, and in batches of 32.
+fn compute_only(files: &(Vec<u8>, Vec<u8>), test: &Data) -> (f64, f64) {
+    use evospike_inference::input::Sample;
+    use evospike_inference::net::BatchNet;
+    let model = evospike_learning::model::Model::from_bytes(&files.0, &files.1).unwrap();
+    let backend: Arc<dyn evospike_compute::Backend> =
+        Arc::new(evospike_compute::CpuBackend::single_threaded());
+    let neurons = Neurons::new::<&str>(&[]).unwrap();
+    let mut net = BatchNet::new(&model, backend, 32, &mut |d, s| neurons.layer(d, s)).unwrap();
+    let samples: Vec<Sample> = (0..256.min(test.len()))
+        .map(|i| Sample::Values(test.sample(i).to_vec()))
+        .collect();
+    let steps = model.manifest.network.steps_per_sample;
+    let mut per_sample = |batch: usize| {
+        let started = Instant::now();
+        let mut done = 0;
+        while started.elapsed() < Duration::from_secs(1) {
+            for chunk in samples.chunks(batch) {
+                let refs: Vec<&Sample> = chunk.iter().collect();
+                net.scores(&refs, steps).unwrap();
+                done += chunk.len();
+            }
+        }
+        started.elapsed().as_secs_f64() * 1e6 / done as f64
+    };
+    (per_sample(1), per_sample(32))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -159,6 +188,7 @@ fn main() {
         data.num_inputs()
     );
     let (manifest, weights) = model_files(&data);
+    let model_bytes = (manifest.clone(), weights.clone());
     let (_, test) = data.holdout(0.2).unwrap();
     let engine = base64::engine::general_purpose::STANDARD;
     let bodies: Vec<String> = (0..test.len().min(256))
@@ -214,6 +244,7 @@ fn main() {
                 cache_size: 5,
                 batch: params.batch_settings(),
                 registry_timeout: Duration::from_secs(30),
+                distributed: None,
             };
             let config = evospike_http::ServiceConfig {
                 host: "127.0.0.1".into(),
@@ -247,20 +278,21 @@ fn main() {
     );
     println!("| batching | clients | requests/s | p50 ms | p99 ms | mean batch |");
     println!("|---|---|---|---|---|---|");
-    let mut at64 = Vec::new();
-    for (batching, settings, url) in &urls {
-        let BatchSettings {
-            max_batch,
-            max_delay,
-            workers,
-            ..
-        } = *settings;
+    for (_, _, url) in &urls {
         let loaded = ureq::post(&format!("{url}/load_model/digits")).send_empty();
         assert!(loaded.is_ok(), "{loaded:?}");
-        let infer = format!("{url}/infer");
-        load(&infer, &bodies, 8, 0.5); // warm-up
-        for clients in [1, 8, 64] {
-            let run = load(&infer, &bodies, clients, seconds);
+        load(&format!("{url}/infer"), &bodies, 8, 0.5); // warm-up
+    }
+    // The modes alternate at each client count, so both see the same machine.
+    let mut at64 = Vec::new();
+    for clients in [1, 8, 64] {
+        for (batching, settings, url) in &urls {
+            let BatchSettings {
+                max_batch,
+                max_delay,
+                ..
+            } = *settings;
+            let run = load(&format!("{url}/infer"), &bodies, clients, seconds);
             let rate = run.requests as f64 / run.seconds;
             let mode = if *batching {
                 format!("on (max {max_batch}, {} ms)", max_delay.as_secs_f64() * 1e3)
@@ -277,10 +309,21 @@ fn main() {
                 at64.push(rate);
             }
         }
-        let _ = workers;
     }
     if let [on, off] = at64[..] {
         println!("\nat 64 clients, batching on / off = {:.2}x", on / off);
+        // What one core spends per request, all included (HTTP, JSON, the
+        // load generator's threads, compute), against the compute alone.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let (alone, batched) = compute_only(&model_bytes, &test);
+        println!(
+            "compute alone: {:.1} µs per sample at batch 1, {:.1} µs at batch 32; \
+             CPU per request at 64 clients: {:.1} µs off, {:.1} µs on",
+            alone,
+            batched,
+            cores * 1e6 / off,
+            cores * 1e6 / on
+        );
     }
     drop(bus);
 }

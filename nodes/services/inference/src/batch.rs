@@ -6,9 +6,13 @@
 //! - A request joins the queue unless it already holds [`BatchSettings::max_queue`]
 //!   samples; then it is refused at once ([`Full`], a 503 with `Retry-After`).
 //! - A worker thread (one per [`BatchNet`], [`BatchSettings`] says how many) takes a
-//!   batch when the queue holds [`BatchSettings::max_batch`] samples, or when the
-//!   *oldest* queued sample has waited [`BatchSettings::max_delay`] — so no sample
-//!   waits longer than that for its batch to start, however slowly others arrive.
+//!   batch at once when no other worker is computing: an idle service never makes
+//!   a lone request wait for companions that may not come. While another worker
+//!   computes, it takes a batch when the queue holds [`BatchSettings::max_batch`]
+//!   samples, or when the *oldest* queued sample has waited
+//!   [`BatchSettings::max_delay`] — so no sample waits longer than that for its
+//!   batch to start, however slowly others arrive. Under load the queue fills
+//!   while every worker computes, so batches grow by themselves.
 //! - A batch holds samples of one step count (the oldest sample's): requests for a
 //!   different `config.steps` stay queued, in order, for a later batch.
 //! - Batching off is `max_batch = 1`: every sample runs alone, as soon as a worker
@@ -68,6 +72,8 @@ struct Job {
 struct State {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Workers computing a batch now.
+    busy: usize,
 }
 
 struct Queue {
@@ -101,6 +107,7 @@ impl Batcher {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 closed: false,
+                busy: 0,
             }),
             wake: Condvar::new(),
             settings,
@@ -179,10 +186,16 @@ impl Drop for Batcher {
 fn work(queue: &Queue, mut net: BatchNet) {
     while let Some(batch) = next_batch(queue) {
         run(&mut net, batch);
+        let mut state = queue.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.busy -= 1;
+        drop(state);
+        // A worker waiting for its batch to fill may now take it at once.
+        queue.wake.notify_all();
     }
 }
 
-/// Waits for the next batch (see the module docs); `None` once closed and empty.
+/// Waits for the next batch (see the module docs) and counts its worker busy;
+/// `None` once closed and empty.
 fn next_batch(queue: &Queue) -> Option<Vec<Job>> {
     let settings = queue.settings;
     let mut state = queue.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,7 +217,8 @@ fn next_batch(queue: &Queue) -> Option<Vec<Job>> {
             .take(settings.max_batch)
             .count()
             >= settings.max_batch;
-        if full || now >= deadline || state.closed {
+        if full || now >= deadline || state.closed || state.busy == 0 {
+            state.busy += 1;
             return Some(take(&mut state.jobs, steps, settings.max_batch));
         }
         state = queue
@@ -281,6 +295,42 @@ mod tests {
             },
             rx,
         )
+    }
+
+    /// Regression: a lone request waited the whole `max_delay` for companions.
+    #[tokio::test]
+    async fn an_idle_batcher_runs_a_lone_request_at_once() {
+        let model = crate::net::tests::tiny_model();
+        let backend: Arc<dyn evospike_compute::Backend> =
+            Arc::new(evospike_compute::CpuBackend::single_threaded());
+        let neurons = crate::neurons::Neurons::new::<&str>(&[]).unwrap();
+        let nets = (0..2)
+            .map(|_| {
+                BatchNet::new(&model, backend.clone(), 8, &mut |d, s| neurons.layer(d, s)).unwrap()
+            })
+            .collect();
+        let settings = BatchSettings {
+            max_batch: 8,
+            max_delay: Duration::from_secs(600),
+            max_queue: 16,
+            workers: 2,
+        };
+        let batcher = Batcher::start("lone", nets, settings);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let rx = batcher
+                .submit(vec![(Sample::Values(vec![1.0, 0.0, 1.0, 0.0]), 8)])
+                .unwrap()
+                .pop()
+                .unwrap();
+            let answer = tokio::time::timeout(Duration::from_secs(20), rx)
+                .await
+                .expect("answered without waiting for max_delay")
+                .unwrap()
+                .unwrap();
+            assert_eq!(answer.batch_size, 1);
+            assert!(started.elapsed() < Duration::from_secs(20));
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchSettings;
+use crate::distributed::PipelineSettings;
 use crate::neurons::Neurons;
 use crate::service::Settings;
 use crate::Inference;
@@ -55,6 +56,13 @@ pub struct InferenceParams {
     /// Time limit of a call to the registry, in seconds.
     #[serde(default = "default_registry_timeout_s")]
     pub registry_timeout_s: f64,
+    /// Longest a distributed model's layer nodes may take to start, in seconds.
+    #[serde(default = "default_node_start_timeout_s")]
+    pub node_start_timeout_s: f64,
+    /// Longest a sample of a distributed model waits for its answer, in seconds
+    /// (past it the model's nodes count as stuck and are restarted).
+    #[serde(default = "default_node_answer_timeout_s")]
+    pub node_answer_timeout_s: f64,
 }
 
 fn yes() -> bool {
@@ -72,14 +80,26 @@ fn default_max_queue() -> u32 {
 fn default_registry_timeout_s() -> f64 {
     30.0
 }
+fn default_node_start_timeout_s() -> f64 {
+    30.0
+}
+fn default_node_answer_timeout_s() -> f64 {
+    30.0
+}
 
 impl Params for InferenceParams {
     fn check(&self, check: &mut Check<'_>) {
         check.at_least("max_batch_size", self.max_batch_size.into(), 1);
         check.at_least("max_queue", self.max_queue.into(), 1);
         check.seconds("max_queue_delay_ms", self.max_queue_delay_ms / 1e3);
-        check.positive("registry_timeout_s", self.registry_timeout_s);
-        check.seconds("registry_timeout_s", self.registry_timeout_s);
+        for (key, value) in [
+            ("registry_timeout_s", self.registry_timeout_s),
+            ("node_start_timeout_s", self.node_start_timeout_s),
+            ("node_answer_timeout_s", self.node_answer_timeout_s),
+        ] {
+            check.positive(key, value);
+            check.seconds(key, value);
+        }
     }
 }
 
@@ -160,10 +180,23 @@ impl NodeKind for InferenceKind {
             .into();
         let neurons = Neurons::new(node.plugin_dirs())
             .map_err(|e| failed("discover the NEURON plugins".into(), e))?;
+        // The nodes of distributed models run on this executable (as the
+        // launcher's `kind:` nodes do), or on `EVOSPIKE_EXE`.
+        let exe = match std::env::var_os(evospike_schemas::contract::env::EXE) {
+            Some(exe) => Some(std::path::PathBuf::from(exe)),
+            None => std::env::current_exe().ok(),
+        };
+        let distributed = exe.map(|exe| PipelineSettings {
+            exe,
+            prefix: node.name().to_owned(),
+            start_timeout: Duration::from_secs_f64(params.node_start_timeout_s),
+            answer_timeout: Duration::from_secs_f64(params.node_answer_timeout_s),
+        });
         let settings = Settings {
             cache_size,
             batch: params.batch_settings(),
             registry_timeout: Duration::from_secs_f64(params.registry_timeout_s),
+            distributed,
         };
         let bus = node.bus().clone();
         let (service, inference) = crate::api::service_with(config.clone(), |metrics| {
@@ -213,6 +246,7 @@ impl NodeKind for InferenceKind {
         let result =
             evospike_http::serve_service(node.bus(), node.name(), service, listener, stop).await;
         refresh.abort();
+        inference.shutdown().await;
         result.map_err(|e| failed("serve HTTP".into(), e))
     }
 }

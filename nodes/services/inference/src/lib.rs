@@ -19,6 +19,8 @@
 //! - [`net`] is the batched forward pass, bit-identical to
 //!   [`InferenceNet`](evospike_learning::infer::InferenceNet) per sample, so the
 //!   service predicts what `evospike eval` predicts;
+//! - [`distributed`] serves a model as layer nodes instead (`distributed: true`):
+//!   the service encodes each sample onto the bus and reads the readout's scores;
 //! - [`InferenceKind`] is the node kind: `evospike run inference`.
 //!
 //! ```no_run
@@ -35,6 +37,7 @@
 //!         workers: 2,
 //!     },
 //!     registry_timeout: std::time::Duration::from_secs(30),
+//!     distributed: None,
 //! };
 //! let backend: Arc<dyn evospike_compute::Backend> = evospike_compute::backend_from_env()?.into();
 //! let neurons = Arc::new(Neurons::new::<&str>(&[])?);
@@ -52,6 +55,7 @@ pub mod api;
 pub mod batch;
 pub mod bus;
 pub mod cache;
+pub mod distributed;
 pub mod input;
 mod kind;
 pub mod net;
@@ -59,4 +63,4 @@ pub mod neurons;
 pub mod service;
 
 pub use kind::{cache_size, InferenceKind, InferenceParams, DEFAULT_CACHE_SIZE, DEFAULT_PORT};
-pub use service::{Inference, Served, Settings};
+pub use service::{Engine, Inference, Served, Settings};

@@ -280,7 +280,7 @@ impl BatchNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::AtomicBool;
 
     use evospike_compute::CpuBackend;

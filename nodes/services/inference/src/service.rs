@@ -9,9 +9,13 @@
 //! ([`Model::from_bytes`]: the manifest's own digest of the weights, every
 //! tensor's shape) and built into one [`BatchNet`] per worker. The samples then
 //! join the model's [`Batcher`] queue.
+//!
+//! A request (or load) with `distributed: true` asks for the model served by
+//! layer nodes instead ([`crate::distributed`]): a cache entry of its own, whose
+//! samples travel over the bus.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use evospike_bus::Bus;
@@ -29,6 +33,7 @@ use sha2::Digest as _;
 
 use crate::batch::{Answer, BatchSettings, Batcher};
 use crate::cache::{Cache, Lease};
+use crate::distributed::{DistributedModel, PipelineSettings};
 use crate::input::{self, MAX_STEPS};
 use crate::net::BatchNet;
 use crate::neurons::Neurons;
@@ -46,9 +51,28 @@ pub struct Served {
     pub network: NetworkSpec,
     /// When it was loaded (RFC 3339).
     pub loaded_at: String,
-    /// Its queue and workers.
-    pub batcher: Batcher,
+    /// How it computes.
+    pub engine: Engine,
     requests: AtomicU64,
+}
+
+/// How a served model computes.
+#[derive(Debug)]
+pub enum Engine {
+    /// In this process: its queue and workers.
+    Local(Batcher),
+    /// As layer nodes on the bus.
+    Distributed(Box<DistributedModel>),
+}
+
+impl Served {
+    /// Samples waiting for their answers.
+    pub fn queued(&self) -> usize {
+        match &self.engine {
+            Engine::Local(batcher) => batcher.queued(),
+            Engine::Distributed(model) => model.waiting(),
+        }
+    }
 }
 
 /// How the service runs.
@@ -60,6 +84,8 @@ pub struct Settings {
     pub batch: BatchSettings,
     /// Time limit of a call to the registry.
     pub registry_timeout: Duration,
+    /// How models are served distributed (none: this service cannot).
+    pub distributed: Option<PipelineSettings>,
 }
 
 /// The inference service: models, cache and batching (see the module docs).
@@ -71,6 +97,27 @@ pub struct Inference {
     neurons: Arc<Neurons>,
     settings: Settings,
     metrics: Option<Arc<Metrics>>,
+    /// The distributed models loaded so far, to stop their nodes at shutdown.
+    distributed: Mutex<Vec<Weak<Served>>>,
+}
+
+/// What a request asks for: a model, which version, and how it is served.
+struct Wanted<'a> {
+    model_id: &'a str,
+    version: Option<&'a str>,
+    alias: Option<&'a str>,
+    distributed: bool,
+}
+
+impl<'a> Wanted<'a> {
+    fn of(model_id: &'a str, config: Option<&'a InferConfig>) -> Wanted<'a> {
+        Wanted {
+            model_id,
+            version: config.and_then(|c| c.version.as_deref()),
+            alias: config.and_then(|c| c.alias.as_deref()),
+            distributed: config.and_then(|c| c.distributed).unwrap_or(false),
+        }
+    }
 }
 
 /// Which version a request asks for.
@@ -199,6 +246,23 @@ impl Inference {
             neurons,
             settings,
             metrics,
+            distributed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Stops the nodes of every distributed model (the service is shutting down).
+    pub async fn shutdown(&self) {
+        let served: Vec<Arc<Served>> = {
+            let mut list = self.distributed.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *list)
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect()
+        };
+        for served in served {
+            if let Engine::Distributed(model) = &served.engine {
+                model.stop().await;
+            }
         }
     }
 
@@ -216,13 +280,7 @@ impl Inference {
         let started = Instant::now();
         let config = req.config.as_ref();
         let lease = self
-            .model(
-                &req.model_id,
-                config.and_then(|c| c.version.as_deref()),
-                config.and_then(|c| c.alias.as_deref()),
-                false,
-                trace,
-            )
+            .model(Wanted::of(&req.model_id, config), false, trace)
             .await?;
         let inputs = req.inputs.unwrap_or_default();
         let (served, mut answers, options) = self
@@ -265,13 +323,7 @@ impl Inference {
         }
         let config = req.config.as_ref();
         let lease = self
-            .model(
-                &req.model_id,
-                config.and_then(|c| c.version.as_deref()),
-                config.and_then(|c| c.alias.as_deref()),
-                false,
-                trace,
-            )
+            .model(Wanted::of(&req.model_id, config), false, trace)
             .await?;
         let (served, answers, options) = self.run(&lease, &req.inputs, config, true).await?;
         Ok(BatchInferReply {
@@ -295,15 +347,13 @@ impl Inference {
         req: LoadModelRequest,
         trace: &str,
     ) -> Result<LoadedModel, ApiError> {
-        let lease = self
-            .model(
-                &req.model_id,
-                req.version.as_deref(),
-                req.alias.as_deref(),
-                true,
-                trace,
-            )
-            .await?;
+        let wanted = Wanted {
+            model_id: &req.model_id,
+            version: req.version.as_deref(),
+            alias: req.alias.as_deref(),
+            distributed: req.distributed.unwrap_or(false),
+        };
+        let lease = self.model(wanted, true, trace).await?;
         let in_use = self
             .cache
             .list()
@@ -357,7 +407,15 @@ impl Inference {
             samples.push((sample, steps));
         }
         served.requests.fetch_add(1, Ordering::Relaxed);
-        let receivers = served.batcher.submit(samples).map_err(|full| {
+        let batcher = match &served.engine {
+            Engine::Local(batcher) => batcher,
+            Engine::Distributed(model) => {
+                let answers = self.run_distributed(model, samples, net).await;
+                self.publish_metrics();
+                return Ok((served.clone(), answers?, options));
+            }
+        };
+        let receivers = batcher.submit(samples).map_err(|full| {
             tracing::warn!(model = %served.model_id, %full, "queue full");
             ApiError::unavailable(format!("model `{}`: {full}", served.model_id), 1)
         });
@@ -381,18 +439,67 @@ impl Inference {
         Ok((served, answers, options))
     }
 
+    /// Samples through a distributed model's layer nodes: values only, for the
+    /// model's own number of steps.
+    async fn run_distributed(
+        &self,
+        model: &DistributedModel,
+        samples: Vec<(input::Sample, u32)>,
+        net: &NetworkSpec,
+    ) -> Result<Vec<Answer>, ApiError> {
+        let mut values = Vec::with_capacity(samples.len());
+        for (sample, steps) in samples {
+            match sample {
+                input::Sample::Values(v) if steps == net.steps_per_sample => values.push(v),
+                input::Sample::Values(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "`config.steps` is {steps}, but a distributed model runs its own {} steps per sample (its layer nodes reset every {0} steps); leave `config.steps` out",
+                        net.steps_per_sample
+                    )))
+                }
+                input::Sample::Spikes(_) => {
+                    return Err(ApiError::bad_request(
+                        "a distributed model takes `image` or `pixels` inputs (its service is its encoder); send spike trains without `distributed`",
+                    ))
+                }
+            }
+        }
+        let pipeline = model.pipeline().await?;
+        let scores = pipeline
+            .scores(values, self.settings.batch.max_queue)
+            .await?;
+        Ok(scores
+            .into_iter()
+            .map(|scores| Answer {
+                scores,
+                batch_size: 1,
+            })
+            .collect())
+    }
+
     /// The model a request names, leased from the cache (loaded on a miss, or
     /// always when `refresh`).
     async fn model(
         &self,
-        model_id: &str,
-        version: Option<&str>,
-        alias: Option<&str>,
+        wanted: Wanted<'_>,
         refresh: bool,
         trace: &str,
     ) -> Result<Lease<Arc<Served>>, ApiError> {
-        let (key, fetch) = selector(model_id, version, alias)?;
+        let (mut key, fetch) = selector(wanted.model_id, wanted.version, wanted.alias)?;
+        let distributed = match (wanted.distributed, &self.settings.distributed) {
+            (false, _) => None,
+            (true, Some(settings)) => {
+                key.push_str("\u{0}distributed");
+                Some(settings.clone())
+            }
+            (true, None) => {
+                return Err(ApiError::bad_request(
+                    "this inference service cannot serve models distributed (it has no executable to start layer nodes, or runs on an in-process bus)",
+                ))
+            }
+        };
         let loader = Loader {
+            distributed,
             bus: self.bus.clone(),
             cache: self.cache.clone(),
             backend: self.backend.clone(),
@@ -405,6 +512,18 @@ impl Inference {
             .cache
             .get(&key, refresh, move || loader.load(fetch))
             .await;
+        if let Ok(lease) = &result {
+            if let Engine::Distributed(_) = lease.value().engine {
+                let mut list = self.distributed.lock().unwrap_or_else(|e| e.into_inner());
+                list.retain(|w| w.strong_count() > 0);
+                if !list
+                    .iter()
+                    .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(lease.value())))
+                {
+                    list.push(Arc::downgrade(lease.value()));
+                }
+            }
+        }
         self.publish_metrics();
         result
     }
@@ -449,7 +568,7 @@ impl Inference {
             "Models in the cache.",
             models.len() as f64,
         );
-        let queued: usize = models.iter().map(|(s, _)| s.batcher.queued()).sum();
+        let queued: usize = models.iter().map(|(s, _)| s.queued()).sum();
         metrics.set_gauge(
             "inference_queued_samples",
             "Samples waiting in the models' queues.",
@@ -460,7 +579,13 @@ impl Inference {
 
 fn loaded(served: &Served, in_use: u32) -> LoadedModel {
     let net = &served.network;
+    let nodes = match &served.engine {
+        Engine::Local(_) => Vec::new(),
+        Engine::Distributed(model) => model.nodes(),
+    };
     LoadedModel {
+        distributed: matches!(served.engine, Engine::Distributed(_)),
+        nodes,
         model_id: served.model_id.clone(),
         version: served.version.clone(),
         sha256: served.sha256.clone(),
@@ -475,6 +600,8 @@ fn loaded(served: &Served, in_use: u32) -> LoadedModel {
 
 /// What a load needs (it runs as a task of its own).
 struct Loader {
+    /// Served distributed, with these settings.
+    distributed: Option<PipelineSettings>,
     bus: Bus,
     cache: Arc<Cache<Arc<Served>>>,
     backend: Arc<dyn Backend>,
@@ -526,7 +653,10 @@ impl Loader {
     async fn load(self, fetch: FetchFileRequest) -> Result<(String, Arc<Served>), ApiError> {
         let manifest = self.fetch(fetch.clone(), MANIFEST_FILE).await?;
         let (model_id, version) = (manifest.model_id.clone(), manifest.version.clone());
-        let entry_key = format!("{model_id}/{version}");
+        let entry_key = match self.distributed {
+            Some(_) => format!("{model_id}/{version} distributed"),
+            None => format!("{model_id}/{version}"),
+        };
         if let Some(served) = self.cache.cached(&entry_key) {
             return Ok((entry_key, served));
         }
@@ -537,7 +667,12 @@ impl Loader {
             ..fetch
         };
         let weights = self.fetch(exact, WEIGHTS_FILE).await?;
-        tracing::info!(request_id = %self.trace, model = %model_id, %version, sha256 = %weights.sha256, "loading model");
+        tracing::info!(request_id = %self.trace, model = %model_id, %version, sha256 = %weights.sha256, distributed = self.distributed.is_some(), "loading model");
+        if let Some(settings) = self.distributed.clone() {
+            return self
+                .load_distributed(settings, manifest, weights, entry_key)
+                .await;
+        }
         let Loader {
             backend,
             neurons,
@@ -569,7 +704,7 @@ impl Loader {
                 sha256,
                 network: model.manifest.network,
                 loaded_at: unix_now_rfc3339(),
-                batcher,
+                engine: Engine::Local(batcher),
                 requests: AtomicU64::new(0),
             })
         })
@@ -577,6 +712,59 @@ impl Loader {
         .map_err(|e| ApiError::internal(&e))??;
         tracing::info!(model = %built.model_id, version = %built.version, "model loaded");
         Ok((entry_key, Arc::new(built)))
+    }
+
+    /// Checks the model, then launches its layer nodes.
+    async fn load_distributed(
+        self,
+        settings: PipelineSettings,
+        manifest: FetchFileReply,
+        weights: FetchFileReply,
+        entry_key: String,
+    ) -> Result<(String, Arc<Served>), ApiError> {
+        let (model_id, version, sha256) = (
+            manifest.model_id.clone(),
+            manifest.version.clone(),
+            weights.sha256.clone(),
+        );
+        let files = (manifest.content, weights.content);
+        let (files, model) = tokio::task::spawn_blocking(move || {
+            let model = Model::from_bytes(&files.0, &files.1);
+            (files, model)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+        let network = model
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!("model `{model_id}` version {version} in the registry is not a model this service can run: {e}"),
+                )
+            })?
+            .manifest
+            .network;
+        let distributed = DistributedModel::start(
+            self.bus,
+            settings,
+            self.neurons,
+            model_id.clone(),
+            files,
+            network.clone(),
+        )
+        .await?;
+        tracing::info!(model = %model_id, %version, nodes = ?distributed.nodes(), "model loaded, served distributed");
+        Ok((
+            entry_key,
+            Arc::new(Served {
+                model_id,
+                version,
+                sha256,
+                network,
+                loaded_at: unix_now_rfc3339(),
+                engine: Engine::Distributed(Box::new(distributed)),
+                requests: AtomicU64::new(0),
+            }),
+        ))
     }
 }
 

@@ -83,12 +83,7 @@ impl Worker {
             .stderr(Stdio::from(stderr))
             .kill_on_drop(true)
             .process_group(0);
-        let service = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe syscalls, allocating nothing (see `die_with_service`).
-        unsafe {
-            command.pre_exec(move || die_with_service(service));
-        }
+        evospike_http::child::die_with_service(&mut command);
         let mut child = command.spawn()?;
         let stdout = child
             .stdout
@@ -128,29 +123,6 @@ impl Worker {
     pub async fn wait(&mut self) -> io::Result<std::process::ExitStatus> {
         self.child.wait().await
     }
-}
-
-/// In the worker between fork and exec: ask for SIGKILL when the service dies.
-fn die_with_service(service: libc::pid_t) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only; it touches no memory of ours.
-    let set = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if set == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // The service died between fork and prctl: do not start an orphan.
-    // SAFETY: getppid cannot fail and has no preconditions.
-    if unsafe { libc::getppid() } != service {
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-    }
-    Ok(())
 }
 
 /// Sends `signal` to the worker's process group `pgid`; a group that is gone
