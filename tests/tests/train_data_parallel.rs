@@ -176,3 +176,34 @@ fn a_killed_worker_is_reported_and_replaced_and_training_finishes() {
     assert_eq!(metrics["dp_steps"], 40.0 * 4.0);
     assert!(model.manifest.metrics["test_accuracy"] > 0.5, "{metrics:?}");
 }
+
+#[test]
+fn the_launch_file_trains_with_a_coordinator_node_and_worker_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let launch_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../launch/data_parallel.yaml");
+    let mut command = Command::new(workspace_bin("evospike"));
+    command
+        .current_dir(dir.path())
+        .arg("launch")
+        .arg(launch_file)
+        .args(["--arg", &format!("port={}", evospike_testkit::free_port())])
+        .args(["--arg", &format!("out={}", out.display())])
+        .args(["--arg", "epochs=2", "--arg", "hidden=32"]);
+    let output = run(&mut command);
+    let model = Model::load(&out).unwrap_or_else(|e| panic!("{e}: {output:#?}"));
+    let metrics = &model.manifest.metrics;
+    assert_eq!(metrics["dp_workers"], 2.0, "{metrics:?}");
+    // 1,438 training digits in batches of 64, two epochs, every gradient from both.
+    assert_eq!(metrics["dp_steps"], 2.0 * 23.0, "{metrics:?}");
+    assert_eq!(metrics["dp_partial_steps"], 0.0, "{metrics:?}");
+    assert!(metrics["test_accuracy"] > 0.8, "{metrics:?}");
+    for worker in ["worker1", "worker2"] {
+        assert!(
+            output
+                .iter()
+                .any(|l| l.starts_with(&format!("[{worker}")) && l.contains("training is over")),
+            "{worker} ends when training does: {output:#?}"
+        );
+    }
+}

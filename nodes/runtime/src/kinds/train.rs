@@ -9,10 +9,10 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evospike_dataparallel::{wire, Coordinator, DataParallel, Event, Settings};
+use evospike_dataparallel::{wire, Coordinator, DataParallel, Event, Settings, Stats};
 use evospike_learning::surrogate::SurrogateGradient;
 use evospike_schemas::contract::NodeTopics;
 
@@ -156,7 +156,7 @@ async fn data_parallel(
     params: &TrainParams,
     spec: &evospike_plugin_api::LearnerSpec,
     train: &Data,
-) -> Result<Box<dyn evospike_plugin_api::Learner>, NodeError> {
+) -> Result<(Box<dyn evospike_plugin_api::Learner>, Arc<Mutex<Stats>>), NodeError> {
     let training_error = |source: Box<dyn std::error::Error + Send + Sync>| NodeError::Training {
         learner: SURROGATE.into(),
         source,
@@ -192,7 +192,8 @@ async fn data_parallel(
             .await
             .map_err(|e| training_error(Box::new(e)))?
             .map_err(|e| training_error(Box::new(e)))?;
-    Ok(Box::new(DataParallel::new(learner, coordinator)))
+    let stats = coordinator.stats_handle();
+    Ok((Box::new(DataParallel::new(learner, coordinator)), stats))
 }
 
 /// The training data, and the held-out part when there is one.
@@ -230,8 +231,11 @@ async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
     let learner_name = params.learner.clone();
     let mut manager = plugins::manager(&node, &params.plugins)?;
     plugins::activate(&mut manager, PluginType::Learning, &learner_name)?;
+    let mut dp_stats = None;
     let mut learner = if params.workers > 0 {
-        data_parallel(&node, &params, &spec, &train).await?
+        let (learner, stats) = data_parallel(&node, &params, &spec, &train).await?;
+        dp_stats = Some(stats);
+        learner
     } else {
         manager
             .learning(&learner_name)
@@ -305,6 +309,10 @@ async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
         if let Some(a) = last.test_accuracy {
             metrics.push(("test_accuracy".to_owned(), a));
         }
+    }
+    if let Some(stats) = &dp_stats {
+        let stats = stats.lock().map(|s| *s).unwrap_or_default();
+        metrics.extend(stats.metrics(params.workers));
     }
     let provenance = Provenance {
         data_source: params.data.clone(),
