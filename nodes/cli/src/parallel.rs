@@ -74,6 +74,13 @@ pub(crate) fn start(
                 .args(["--param", &format!("index={index}")])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null());
+            // A worker is told everything by its flags: none of this process's
+            // node settings (a training service's parameters, name, bus) apply.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("EVOSPIKE_") {
+                    command.env_remove(key);
+                }
+            }
             // The workers' own progress lines would drown this run's.
             if std::env::var_os("RUST_LOG").is_none() {
                 command.env("RUST_LOG", "warn");

@@ -176,6 +176,17 @@ pub enum CoordinatorError {
         #[source]
         source: BusError,
     },
+    /// A worker this coordinator started exited again and again before it was
+    /// ever ready (its error is on stderr).
+    #[error("data-parallel job {job}: worker {worker} exited {exits} times before it was ready; see its error above")]
+    WorkerFails {
+        /// The job.
+        job: String,
+        /// The worker.
+        worker: usize,
+        /// How often it exited.
+        exits: u32,
+    },
     /// No worker became ready in time.
     #[error("data-parallel job {job}: no worker was ready within {waited:?} (of {workers})")]
     NoWorkers {
@@ -187,6 +198,9 @@ pub enum CoordinatorError {
         waited: Duration,
     },
 }
+
+/// Exits before its first hello after which a worker is given up on.
+const MAX_EARLY_EXITS: u32 = 3;
 
 /// Reports worker events (the CLI prints them, a node logs them).
 pub type OnEvent = Box<dyn FnMut(&Event) + Send>;
@@ -203,6 +217,10 @@ pub struct Coordinator {
     /// Whether a step waits for each worker.
     active: Vec<bool>,
     pool: Option<Pool>,
+    /// Exits of each worker that was never ready yet.
+    early_exits: Vec<u32>,
+    /// Whether each worker said hello at least once.
+    ever_ready: Vec<bool>,
     stats: Stats,
     /// A copy of `stats` for whoever holds the coordinator only as a `Learner`.
     shared: Arc<Mutex<Stats>>,
@@ -246,8 +264,9 @@ impl Coordinator {
         let publisher = bus
             .spike_publisher(&wire::params_topic(&settings.job))
             .map_err(bus_err)?;
+        let workers = settings.workers;
         Ok(Coordinator {
-            active: vec![false; settings.workers],
+            active: vec![false; workers],
             settings,
             fingerprint,
             publisher,
@@ -255,6 +274,8 @@ impl Coordinator {
             params: wire::analog("coordinator", PARAMS_HEADER),
             sum: Vec::new(),
             version: 0,
+            early_exits: vec![0; workers],
+            ever_ready: vec![false; workers],
             pool,
             stats: Stats::default(),
             shared: Arc::default(),
@@ -295,6 +316,15 @@ impl Coordinator {
                 break;
             }
             self.poll_pool();
+            if let Some(worker) =
+                (0..self.settings.workers).find(|&k| self.early_exits[k] >= MAX_EARLY_EXITS)
+            {
+                return Err(CoordinatorError::WorkerFails {
+                    job: self.settings.job.clone(),
+                    worker,
+                    exits: self.early_exits[worker],
+                });
+            }
             self.receive(left.min(Duration::from_millis(100)), None);
         }
         if self.active.iter().any(|&a| a) {
@@ -318,6 +348,9 @@ impl Coordinator {
         let exited = pool.exited();
         for (worker, status) in exited {
             self.stats.exited += 1;
+            if !self.ever_ready[worker] {
+                self.early_exits[worker] += 1;
+            }
             self.active[worker] = false;
             self.event(Event::Exited {
                 worker,
@@ -391,6 +424,7 @@ impl Coordinator {
             return;
         }
         if g.version == 0 {
+            self.ever_ready[g.index] = true;
             if !self.active[g.index] {
                 self.active[g.index] = true;
                 self.event(Event::Joined { worker: g.index });
