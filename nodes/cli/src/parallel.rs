@@ -59,7 +59,10 @@ pub(crate) fn start(
         .context("cannot start the async runtime")?;
     let endpoint = format!("tcp/127.0.0.1:{}", free_port()?);
     let bus = runtime
-        .block_on(Bus::open(BusConfig::peer(std::slice::from_ref(&endpoint), &[])))
+        .block_on(Bus::open(BusConfig::peer(
+            std::slice::from_ref(&endpoint),
+            &[],
+        )))
         .context("cannot open the coordinator's bus")?;
     let job = format!("cli-{}", std::process::id());
     let exe = std::env::current_exe().context("cannot find the evospike executable")?;
