@@ -746,3 +746,37 @@ fn without_a_registry_a_trained_job_fails_saying_so() {
     node.signal("INT").unwrap();
     assert!(node.wait_exit(Duration::from_secs(15)).is_some());
 }
+
+#[test]
+fn a_job_with_config_workers_trains_data_parallel() {
+    let data = tempfile::tempdir().unwrap();
+    let mut services = Services::start(1, data.path());
+    let mut body = digits(2);
+    body["config"]["workers"] = json!(2);
+    body["model_id"] = json!("parallel");
+    let id = services.submit(&body);
+    let job = services.wait_job(&id, Duration::from_secs(120), |j| {
+        matches!(state(j), "SUCCEEDED" | "FAILED" | "CANCELLED")
+    });
+    assert_eq!(state(&job), "SUCCEEDED", "{job}");
+    assert_eq!(job["request"]["config"]["workers"], 2, "{job}");
+    let mut model = services
+        .http
+        .get(&format!("{}/models/parallel", services.registry))
+        .call()
+        .unwrap();
+    assert_eq!(model.status().as_u16(), 200);
+    let model: Value = serde_json::from_str(&model.body_mut().read_to_string().unwrap()).unwrap();
+    let metrics = &model["versions"][0]["metadata"]["metrics"];
+    assert_eq!(metrics["dp_workers"], 2.0, "{model}");
+    // 1438 training digits in batches of 32, two epochs, every step from the workers.
+    assert_eq!(metrics["dp_steps"], 2.0 * 45.0, "{model}");
+
+    // A learner that cannot train data-parallel is refused, naming the field.
+    let mut bad = digits(2);
+    bad["config"]["workers"] = json!(2);
+    bad["learner"] = json!("STDPUnsupervised");
+    let (status, error) = services.call("POST", "/train", Some(&bad.to_string()));
+    assert_eq!(status, 400, "{error}");
+    assert!(error.to_string().contains("config.workers"), "{error}");
+}

@@ -18,7 +18,7 @@ use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
 use evospike_learning::infer::{Evaluation, InferenceNet};
 use evospike_learning::model::{self, Model, Provenance, EPOCHS_FILE};
-use evospike_plugin_api::{Params, PluginError, PluginType};
+use evospike_plugin_api::{Learner, Params, PluginError, PluginType};
 use evospike_plugin_host::PluginManager;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -36,10 +36,10 @@ pub(crate) struct TrainArgs {
     /// Training data: CSV (label in the last column) or an MNIST-format IDX image
     /// file, gzipped or not.
     #[arg(long, value_name = "FILE")]
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     /// IDX labels for --data (default: the sibling `…labels-idx1-ubyte[.gz]`).
     #[arg(long, value_name = "FILE")]
-    labels: Option<PathBuf>,
+    pub(crate) labels: Option<PathBuf>,
     /// Test data, scored after every epoch.
     #[arg(long, value_name = "FILE")]
     test: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub(crate) struct TrainArgs {
     /// Hold out FRACTION of --data, evenly interleaved (0.2: every fifth sample),
     /// as the test set instead of --test.
     #[arg(long, value_name = "FRACTION", conflicts_with = "test")]
-    holdout: Option<f64>,
+    pub(crate) holdout: Option<f64>,
     /// The LEARNING plugin.
     #[arg(long, default_value = "SurrogateGradient")]
     learner: String,
@@ -89,6 +89,19 @@ pub(crate) struct TrainArgs {
     /// One JSON line per epoch instead of a progress bar.
     #[arg(long)]
     json: bool,
+    /// Train data-parallel: K worker processes compute each batch's gradient in
+    /// shards over the bus (SurrogateGradient only).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) workers: Option<u16>,
+    /// Seconds a data-parallel step waits for a worker before going on without it
+    /// (the worker is started again).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30.0,
+        requires = "workers"
+    )]
+    pub(crate) step_timeout: f64,
     /// A folder with external plugins (repeatable).
     #[arg(long = "plugin-dir", value_name = "DIR")]
     plugin_dirs: Vec<PathBuf>,
@@ -302,9 +315,30 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .registry()
         .learning(&args.learner)
         .with_context(|| format!("`{}` is not a LEARNING plugin", args.learner))?;
-    let mut learner = plugin
-        .create_learner(&spec)
-        .context("cannot build the learner")?;
+    // Declared before the learner: its bus outlives the coordinator inside it.
+    let mut _runtime = None;
+    let mut dp_stats = None;
+    let mut learner: Box<dyn Learner> = match args.workers {
+        None => plugin
+            .create_learner(&spec)
+            .context("cannot build the learner")?,
+        Some(k) => {
+            if args.learner != evospike_learning::surrogate::NAME {
+                refuse!(
+                    "--workers: only {} trains data-parallel, not {}",
+                    evospike_learning::surrogate::NAME,
+                    args.learner
+                );
+            }
+            if !(args.step_timeout > 0.0 && args.step_timeout.is_finite()) {
+                refuse!("--step-timeout must be > 0, got {}", args.step_timeout);
+            }
+            let p = crate::parallel::start(&args, usize::from(k), &spec, &train)?;
+            _runtime = Some(p.runtime);
+            dp_stats = Some((p.workers, p.stats));
+            Box::new(p.learner)
+        }
+    };
     if let Some(c) = &checkpoint {
         learner
             .restore(c)
@@ -441,6 +475,22 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         ..Provenance::default()
     };
     let mut metrics = vec![("train_seconds".to_owned(), train_seconds)];
+    if let Some((workers, stats)) = &dp_stats {
+        let stats = stats.lock().map(|s| *s).unwrap_or_default();
+        if !args.json {
+            eprintln!(
+                "data-parallel: {workers} workers, {} steps, per step {:.1} ms computing, {:.1} ms on the bus, {:.1} ms averaging; {} worker exits, {} late gradients, {} respawns",
+                stats.steps,
+                1e3 * stats.compute_s / stats.steps.max(1) as f64,
+                1e3 * stats.bus_s() / stats.steps.max(1) as f64,
+                1e3 * stats.reduce_s / stats.steps.max(1) as f64,
+                stats.exited,
+                stats.late,
+                stats.respawned
+            );
+        }
+        metrics.extend(stats.metrics(*workers));
+    }
     if let Some(last) = outcome.history.last() {
         metrics.push(("train_loss".into(), f64::from(last.loss)));
         metrics.push(("train_accuracy".into(), f64::from(last.train_accuracy)));

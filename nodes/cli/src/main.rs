@@ -34,6 +34,7 @@ mod learn;
 mod log;
 mod node;
 mod out;
+mod parallel;
 mod plugin;
 mod secure;
 mod table;

@@ -113,15 +113,19 @@ impl NodeKinds {
         NodeKinds { kinds: Vec::new() }
     }
 
-    /// The built-in kinds: `router`, `encoder`, `layer`, `readout`, `train`.
+    /// The built-in kinds: `router`, `encoder`, `layer`, `readout`, `train`,
+    /// `train_worker`.
     pub fn builtin() -> NodeKinds {
-        use crate::kinds::{EncoderKind, LayerKind, ReadoutKind, RouterKind, TrainKind};
+        use crate::kinds::{
+            EncoderKind, LayerKind, ReadoutKind, RouterKind, TrainKind, TrainWorkerKind,
+        };
         NodeKinds::empty()
             .with::<RouterKind>()
             .with::<EncoderKind>()
             .with::<LayerKind>()
             .with::<ReadoutKind>()
             .with::<TrainKind>()
+            .with::<TrainWorkerKind>()
     }
 
     /// This catalog with kind `K` added (replacing a kind of the same name).

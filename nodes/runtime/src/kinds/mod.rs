@@ -8,12 +8,14 @@ mod model;
 mod readout;
 mod router;
 mod train;
+mod train_worker;
 
 pub use encoder::{EncoderKind, EncoderParams};
 pub use layer::{InputParams, LayerKind, LayerParams, Publish, RuleParams, TargetParam};
 pub use readout::{ReadoutKind, ReadoutParams};
 pub use router::{RouterKind, RouterParams};
 pub use train::{TrainKind, TrainParams};
+pub use train_worker::{TrainWorkerKind, TrainWorkerParams};
 
 use crate::node::Node;
 use crate::NodeError;

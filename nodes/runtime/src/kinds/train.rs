@@ -8,8 +8,13 @@
 //! (`evospike run train --list-params`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evospike_dataparallel::{wire, Coordinator, DataParallel, Event, Settings, Stats};
+use evospike_learning::surrogate::SurrogateGradient;
+use evospike_schemas::contract::NodeTopics;
 
 use evospike_learning::data::{self, Data};
 use evospike_learning::fit::{self, FitEvent};
@@ -56,6 +61,27 @@ pub struct TrainParams {
     /// Settings of plugins by name.
     #[serde(default)]
     pub plugins: PluginSettings,
+    /// Train data-parallel with this many `train_worker` nodes (0: in this
+    /// process). Only `SurrogateGradient` trains data-parallel.
+    #[serde(default)]
+    pub workers: usize,
+    /// The data-parallel job (topics `train/<job>/…`), as the workers'.
+    #[serde(default = "super::train_worker::default_job")]
+    pub job: String,
+    /// Seconds a data-parallel step waits for a worker before going on without it.
+    #[serde(default = "default_step_timeout_s")]
+    pub step_timeout_s: f64,
+    /// Seconds data-parallel training waits for its workers to be ready.
+    #[serde(default = "default_start_timeout_s")]
+    pub start_timeout_s: f64,
+}
+
+fn default_step_timeout_s() -> f64 {
+    30.0
+}
+
+fn default_start_timeout_s() -> f64 {
+    120.0
 }
 
 fn default_data() -> String {
@@ -77,6 +103,24 @@ impl Params for TrainParams {
         if self.out.is_empty() {
             check.fail("out", self.out.as_str().into(), "must name a directory");
         }
+        if self.workers > 0 && self.learner != SURROGATE {
+            check.fail(
+                "workers",
+                self.workers.into(),
+                format!(
+                    "only {SURROGATE} trains data-parallel, not {}",
+                    self.learner
+                ),
+            );
+        }
+        for (key, value) in [
+            ("step_timeout_s", self.step_timeout_s),
+            ("start_timeout_s", self.start_timeout_s),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                check.fail(key, value.into(), "must be > 0");
+            }
+        }
     }
 }
 
@@ -86,9 +130,70 @@ impl NodeKind for TrainKind {
         "trains a network with a LEARNING plugin, writes the model directory, and exits";
     type Params = TrainParams;
 
+    fn topics(params: &TrainParams, _node: &str) -> NodeTopics {
+        if params.workers == 0 {
+            return NodeTopics::default();
+        }
+        NodeTopics {
+            publishes: vec![wire::params_topic(&params.job)],
+            subscribes: vec![wire::all_grads_topic(&params.job)],
+            ..Default::default()
+        }
+    }
+
     async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
         run(node, params).await
     }
+}
+
+/// The plugin name of the one learner that trains data-parallel.
+const SURROGATE: &str = evospike_learning::surrogate::NAME;
+
+/// `SurrogateGradient` trained by `params.workers` `train_worker` nodes, once
+/// they are ready. Worker faults go to the log and the `dp_worker_faults` gauge.
+async fn data_parallel(
+    node: &Node,
+    params: &TrainParams,
+    spec: &evospike_plugin_api::LearnerSpec,
+    train: &Data,
+) -> Result<(Box<dyn evospike_plugin_api::Learner>, Arc<Mutex<Stats>>), NodeError> {
+    let training_error = |source: Box<dyn std::error::Error + Send + Sync>| NodeError::Training {
+        learner: SURROGATE.into(),
+        source,
+    };
+    let learner = SurrogateGradient::new(spec).map_err(|e| training_error(Box::new(e)))?;
+    let mut settings = Settings::new(params.job.clone(), params.workers);
+    settings.step_timeout = Duration::from_secs_f64(params.step_timeout_s);
+    settings.start_timeout = Duration::from_secs_f64(params.start_timeout_s);
+    let faults = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&faults);
+    let metrics = node.metrics_handle();
+    let on_event = Box::new(move |event: &Event| match event {
+        Event::Joined { .. } | Event::Respawned { .. } => {
+            tracing::info!(%event, "data-parallel")
+        }
+        _ => {
+            let n = counted.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics.set_gauge("dp_worker_faults", n as f64);
+            tracing::warn!(%event, "data-parallel");
+        }
+    });
+    let mut coordinator = Coordinator::new(
+        node.bus().clone(),
+        settings,
+        wire::fingerprint(spec, train),
+        None,
+        on_event,
+    )
+    .map_err(|e| training_error(Box::new(e)))?;
+    tracing::info!(workers = params.workers, job = %params.job, "waiting for the data-parallel workers");
+    let coordinator =
+        tokio::task::spawn_blocking(move || coordinator.wait_for_workers().map(|()| coordinator))
+            .await
+            .map_err(|e| training_error(Box::new(e)))?
+            .map_err(|e| training_error(Box::new(e)))?;
+    let stats = coordinator.stats_handle();
+    Ok((Box::new(DataParallel::new(learner, coordinator)), stats))
 }
 
 /// The training data, and the held-out part when there is one.
@@ -126,13 +231,20 @@ async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
     let learner_name = params.learner.clone();
     let mut manager = plugins::manager(&node, &params.plugins)?;
     plugins::activate(&mut manager, PluginType::Learning, &learner_name)?;
-    let mut learner = manager
-        .learning(&learner_name)
-        .map_err(|err| NodeError::plugin(format!("use LEARNING plugin `{learner_name}`"), err))?
-        .create_learner(&spec)
-        .map_err(|err| {
-            NodeError::plugin(format!("build a learner with plugin `{learner_name}`"), err)
-        })?;
+    let mut dp_stats = None;
+    let mut learner = if params.workers > 0 {
+        let (learner, stats) = data_parallel(&node, &params, &spec, &train).await?;
+        dp_stats = Some(stats);
+        learner
+    } else {
+        manager
+            .learning(&learner_name)
+            .map_err(|err| NodeError::plugin(format!("use LEARNING plugin `{learner_name}`"), err))?
+            .create_learner(&spec)
+            .map_err(|err| {
+                NodeError::plugin(format!("build a learner with plugin `{learner_name}`"), err)
+            })?
+    };
     node.set_plugin_health(plugins::health(&manager));
     node.set_state(HealthState::Active);
     let epochs = learner
@@ -197,6 +309,10 @@ async fn run(node: Node, params: TrainParams) -> Result<(), NodeError> {
         if let Some(a) = last.test_accuracy {
             metrics.push(("test_accuracy".to_owned(), a));
         }
+    }
+    if let Some(stats) = &dp_stats {
+        let stats = stats.lock().map(|s| *s).unwrap_or_default();
+        metrics.extend(stats.metrics(params.workers));
     }
     let provenance = Provenance {
         data_source: params.data.clone(),

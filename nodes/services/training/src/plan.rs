@@ -37,7 +37,12 @@ pub struct Plan {
     pub seed: u64,
     /// Held-out fraction when there is no test set.
     pub holdout: Option<f64>,
+    /// Data-parallel workers (`None`: one process).
+    pub workers: Option<u32>,
 }
+
+/// The most data-parallel workers a job may ask for.
+pub const MAX_WORKERS: u32 = 64;
 
 /// Checks `req` against the learners `plugins` has.
 ///
@@ -81,6 +86,7 @@ pub fn check(req: &TrainRequest, plugins: &PluginManager) -> Result<Plan, String
         ("config.batch_size", config.batch_size),
         ("config.steps", config.steps),
         ("config.threads", config.threads),
+        ("config.workers", config.workers),
     ] {
         if value == Some(0) {
             return Err(format!("{field} must be at least 1"));
@@ -101,6 +107,18 @@ pub fn check(req: &TrainRequest, plugins: &PluginManager) -> Result<Plan, String
         }
     }
     let learner = req.learner.as_deref().unwrap_or(DEFAULT_LEARNER).to_owned();
+    if let Some(k) = config.workers {
+        if k > MAX_WORKERS {
+            return Err(format!(
+                "config.workers must be at most {MAX_WORKERS}, got {k}"
+            ));
+        }
+        if learner != DEFAULT_LEARNER {
+            return Err(format!(
+                "config.workers: only {DEFAULT_LEARNER} trains data-parallel, not learner `{learner}`"
+            ));
+        }
+    }
     let params = learner_params(req)?;
     check_learner(plugins, &learner, &params)?;
     Ok(Plan {
@@ -108,6 +126,7 @@ pub fn check(req: &TrainRequest, plugins: &PluginManager) -> Result<Plan, String
         params,
         seed: config.seed.unwrap_or(0),
         holdout,
+        workers: config.workers,
     })
 }
 
@@ -237,6 +256,9 @@ pub fn worker_args(
     }
     push("--learner", &plan.learner);
     push("--seed", &plan.seed.to_string());
+    if let Some(k) = plan.workers {
+        push("--workers", &k.to_string());
+    }
     for dir in plugin_dirs {
         push("--plugin-dir", &dir.display().to_string());
     }
@@ -296,6 +318,14 @@ mod tests {
         let resumed = worker_args(&digits(), &plan, Path::new("/j/model"), true, &[]).join(" ");
         assert!(resumed.contains("--resume /j/model"), "{resumed}");
         assert!(!resumed.contains("--param"), "{resumed}");
+        assert!(!text.contains("--workers"), "{text}");
+        let mut parallel = digits();
+        parallel.config.as_mut().unwrap().workers = Some(2);
+        let plan = check(&parallel, &plugins()).unwrap();
+        for resume in [false, true] {
+            let text = worker_args(&parallel, &plan, Path::new("/j/model"), resume, &[]).join(" ");
+            assert!(text.contains("--workers 2"), "{text}");
+        }
     }
 
     #[test]
@@ -323,6 +353,18 @@ mod tests {
         assert!(e.contains("momentum"), "{e}");
         let e = refused(&|r| r.config.as_mut().unwrap().epochs = Some(0));
         assert!(e.contains("config.epochs"), "{e}");
+        let e = refused(&|r| r.config.as_mut().unwrap().workers = Some(0));
+        assert!(e.contains("config.workers"), "{e}");
+        let e = refused(&|r| r.config.as_mut().unwrap().workers = Some(MAX_WORKERS + 1));
+        assert!(e.contains("config.workers") && e.contains("at most"), "{e}");
+        let e = refused(&|r| {
+            r.config.as_mut().unwrap().workers = Some(2);
+            r.learner = Some("STDPUnsupervised".into());
+        });
+        assert!(
+            e.contains("config.workers") && e.contains("STDPUnsupervised"),
+            "{e}"
+        );
         let e = refused(&|r| {
             r.params.insert("epochs".into(), "3".into());
         });

@@ -32,7 +32,9 @@
 
 pub(crate) mod adam;
 pub(crate) mod engine;
+pub mod step;
 
+use std::ops::Range;
 use std::time::Instant;
 
 use evospike_compute::{backend_from_env, Backend, CpuBackend, LifDense, Surrogate};
@@ -41,13 +43,14 @@ use evospike_plugin_api::{
     NetworkSpec, Params, PluginError, Progress, Tensor,
 };
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::adam::{Adam, Moments};
 use self::engine::{Readout, Shape, Workspace};
+use self::step::{epoch_order, Local};
+pub use self::step::{BatchPlan, GradientSource, GradientStats};
 
 /// The plugin and learner name.
 pub const NAME: &str = "SurrogateGradient";
@@ -411,17 +414,15 @@ impl SurrogateGradient {
         }
     }
 
-    /// Copies the samples `indices` into the batch buffer, shifted at random when
-    /// `rng` is given.
-    fn gather(&mut self, data: &Dataset<'_>, indices: &[usize], rng: Option<&mut StdRng>) {
+    /// Copies the samples `indices` into the batch buffer, each shifted by its
+    /// entry of `shifts` when there are shifts (an augmented image batch).
+    fn gather(&mut self, data: &Dataset<'_>, indices: &[usize], shifts: &[(i64, i64)]) {
         let n = self.spec.input_size;
         let x = &mut self.x[..indices.len() * n];
         self.labels.clear();
-        match (rng, &self.spec.input_shape[..]) {
-            (Some(rng), &[h, w]) if self.shift > 0 => {
-                let k = self.shift as i64;
-                for (dst, &i) in x.chunks_exact_mut(n).zip(indices) {
-                    let (dy, dx) = (rng.random_range(-k..=k), rng.random_range(-k..=k));
+        match &self.spec.input_shape[..] {
+            &[h, w] if !shifts.is_empty() => {
+                for ((dst, &i), &(dy, dx)) in x.chunks_exact_mut(n).zip(indices).zip(shifts) {
                     shift_image(data.sample(i), dst, h, w, dy, dx);
                 }
             }
@@ -436,12 +437,154 @@ impl SurrogateGradient {
         }
     }
 
+    /// Batch `batch` of epoch `epoch`, given that epoch's [`epoch_order`].
+    pub fn plan(&self, order: &[usize], epoch: u32, batch: u32) -> BatchPlan {
+        let b = self.config.batch;
+        let start = (batch as usize * b).min(order.len());
+        let indices = order[start..(start + b).min(order.len())].to_vec();
+        let augmented = self.shift > 0 && self.spec.input_shape.len() == 2;
+        let shifts = if augmented {
+            step::draw_shifts(self.spec.seed, epoch, batch, indices.len(), self.shift)
+        } else {
+            Vec::new()
+        };
+        BatchPlan {
+            epoch,
+            batch,
+            indices,
+            shifts,
+        }
+    }
+
+    /// The cross-entropy gradient of the rows `shard` of `plan` at the current
+    /// weights, averaged over those rows, into the gradient buffers
+    /// ([`copy_gradient_to`](Self::copy_gradient_to) reads them): the one
+    /// computation behind single-process training and every data-parallel worker.
+    pub fn shard_gradient(
+        &mut self,
+        data: &Dataset<'_>,
+        plan: &BatchPlan,
+        shard: Range<usize>,
+    ) -> Result<GradientStats, PluginError> {
+        self.shard_gradient_with(data, plan, shard, &mut CrossEntropy)
+    }
+
+    /// [`shard_gradient`](Self::shard_gradient) with a loss hook.
+    pub(crate) fn shard_gradient_with(
+        &mut self,
+        data: &Dataset<'_>,
+        plan: &BatchPlan,
+        shard: Range<usize>,
+        loss_hook: &mut dyn BatchLoss,
+    ) -> Result<GradientStats, PluginError> {
+        self.check_data(data)?;
+        if shard.is_empty() || shard.end > plan.len() || shard.len() > self.ws.capacity() {
+            return Err(failed(format!(
+                "shard {shard:?} of a batch of {} (at most {} rows)",
+                plan.len(),
+                self.ws.capacity()
+            )));
+        }
+        let shifts = plan.shifts.get(shard.clone()).unwrap_or_default();
+        self.gather(data, &plan.indices[shard.clone()], shifts);
+        let rows = shard.len();
+        let x = &self.x[..rows * self.spec.input_size];
+        engine::forward(
+            self.backend.as_ref(),
+            &self.shape,
+            &self.weights,
+            x,
+            rows,
+            &mut self.ws,
+        )
+        .map_err(failed)?;
+        let (scores, grad) = self.ws.scores_and_grad(rows);
+        let (loss, correct) = loss_hook.loss(LossBatch {
+            x,
+            labels: &self.labels,
+            scores,
+            grad,
+            classes: self.spec.classes.len(),
+        })?;
+        engine::backward(
+            self.backend.as_ref(),
+            &self.shape,
+            &self.weights,
+            x,
+            rows,
+            &mut self.ws,
+            &mut self.grads,
+        )
+        .map_err(failed)?;
+        Ok(GradientStats {
+            loss,
+            correct,
+            rows,
+        })
+    }
+
+    /// Trainable parameters (every layer's weights, flattened in layer order).
+    pub fn parameter_count(&self) -> usize {
+        self.weights.iter().map(Vec::len).sum()
+    }
+
+    /// Copies the weights, flattened in layer order, into `out`, which must hold
+    /// exactly [`parameter_count`](Self::parameter_count) values.
+    pub fn copy_weights_to(&self, out: &mut [f32]) -> Result<(), PluginError> {
+        self.check_flat(out.len())?;
+        copy_flat(&self.weights, out);
+        Ok(())
+    }
+
+    /// Sets the weights from a flat copy (as [`copy_weights_to`](Self::copy_weights_to) writes it).
+    pub fn set_weights(&mut self, flat: &[f32]) -> Result<(), PluginError> {
+        self.check_flat(flat.len())?;
+        set_flat(&mut self.weights, flat);
+        Ok(())
+    }
+
+    /// Copies the last computed gradient, flattened in layer order, into `out`.
+    pub fn copy_gradient_to(&self, out: &mut [f32]) -> Result<(), PluginError> {
+        self.check_flat(out.len())?;
+        copy_flat(&self.grads, out);
+        Ok(())
+    }
+
+    /// Sets the gradient the next optimizer step applies from a flat copy.
+    pub fn set_gradient(&mut self, flat: &[f32]) -> Result<(), PluginError> {
+        self.check_flat(flat.len())?;
+        set_flat(&mut self.grads, flat);
+        Ok(())
+    }
+
+    fn check_flat(&self, len: usize) -> Result<(), PluginError> {
+        let want = self.parameter_count();
+        if len == want {
+            Ok(())
+        } else {
+            Err(failed(format!(
+                "a flat parameter vector has {len} values; the network has {want}"
+            )))
+        }
+    }
+
     /// One epoch (or the rest of one) with `loss` as the loss hook; see [`BatchLoss`].
     pub(crate) fn train_epoch_with(
         &mut self,
         data: &Dataset<'_>,
         progress: &mut dyn FnMut(&Progress) -> Control,
         loss_hook: &mut dyn BatchLoss,
+    ) -> Result<EpochReport, PluginError> {
+        self.train_epoch_from(data, progress, &mut Local(loss_hook))
+    }
+
+    /// Trains the rest of the current epoch, each batch's gradient coming from
+    /// `source` (see [`step`]): the epoch loop of every way this learner trains.
+    pub fn train_epoch_from(
+        &mut self,
+        data: &Dataset<'_>,
+        progress: &mut dyn FnMut(&Progress) -> Control,
+        source: &mut dyn GradientSource,
     ) -> Result<EpochReport, PluginError> {
         self.check_data(data)?;
         if data.labels().is_none() {
@@ -452,54 +595,20 @@ impl SurrogateGradient {
             ));
         }
         let n = data.len();
-        let b = self.config.batch;
-        let batches = n.div_ceil(b) as u32;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(sub_seed(
-            self.spec.seed,
-            &[1, u64::from(self.epoch)],
-        )));
-        let classes = self.spec.classes.len();
+        let batches = n.div_ceil(self.config.batch) as u32;
+        let order = epoch_order(self.spec.seed, self.epoch, n);
         let trained_before = self.running.seen;
         let mut completed = true;
         while self.batch < batches {
             let started = Instant::now();
-            let bi = self.batch as usize;
-            let idx = &order[bi * b..((bi + 1) * b).min(n)];
-            let mut rng = StdRng::seed_from_u64(sub_seed(
-                self.spec.seed,
-                &[2, u64::from(self.epoch), bi as u64],
-            ));
-            self.gather(data, idx, Some(&mut rng));
-            let rows = idx.len();
-            let x = &self.x[..rows * self.spec.input_size];
-            engine::forward(
-                self.backend.as_ref(),
-                &self.shape,
-                &self.weights,
-                x,
-                rows,
-                &mut self.ws,
-            )
-            .map_err(failed)?;
-            let (scores, grad) = self.ws.scores_and_grad(rows);
-            let (loss, correct) = loss_hook.loss(LossBatch {
-                x,
-                labels: &self.labels,
-                scores,
-                grad,
-                classes,
-            })?;
-            engine::backward(
-                self.backend.as_ref(),
-                &self.shape,
-                &self.weights,
-                x,
-                rows,
-                &mut self.ws,
-                &mut self.grads,
-            )
-            .map_err(failed)?;
+            let plan = self.plan(&order, self.epoch, self.batch);
+            let stats = source.gradient(self, data, &plan)?;
+            if stats.rows == 0 {
+                return Err(failed(format!(
+                    "no gradient for epoch {} batch {}",
+                    self.epoch, self.batch
+                )));
+            }
             self.step += 1;
             let lr = self.learning_rate(self.batch, batches);
             for ((w, g), m) in self
@@ -510,15 +619,15 @@ impl SurrogateGradient {
             {
                 self.adam.update(self.step, lr, w, g, m);
             }
-            if !loss.is_finite() {
+            if !stats.loss.is_finite() {
                 return Err(failed(format!(
-                    "the loss diverged at epoch {} batch {bi}; lower lr (now {})",
-                    self.epoch, self.config.lr
+                    "the loss diverged at epoch {} batch {}; lower lr (now {})",
+                    self.epoch, self.batch, self.config.lr
                 )));
             }
-            self.running.loss += loss;
-            self.running.correct += correct as u64;
-            self.running.seen += rows as u64;
+            self.running.loss += stats.loss;
+            self.running.correct += stats.correct as u64;
+            self.running.seen += stats.rows as u64;
             self.running.seconds += started.elapsed().as_secs_f64();
             self.batch += 1;
             let report = Progress {
@@ -693,7 +802,7 @@ impl Learner for SurrogateGradient {
         let mut out = Vec::with_capacity(data.len());
         let all: Vec<usize> = (0..data.len()).collect();
         for chunk in all.chunks(self.ws.capacity()) {
-            self.gather(data, chunk, None);
+            self.gather(data, chunk, &[]);
             let x = &self.x[..chunk.len() * self.spec.input_size];
             engine::forward(
                 self.backend.as_ref(),
@@ -804,6 +913,23 @@ impl Shape {
     /// `(inputs, outputs)` of every layer.
     fn layer_dims(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.sizes.windows(2).map(|w| (w[0], w[1]))
+    }
+}
+
+fn copy_flat(layers: &[Vec<f32>], out: &mut [f32]) {
+    let mut at = 0;
+    for l in layers {
+        out[at..at + l.len()].copy_from_slice(l);
+        at += l.len();
+    }
+}
+
+fn set_flat(layers: &mut [Vec<f32>], flat: &[f32]) {
+    let mut at = 0;
+    for l in layers {
+        let n = l.len();
+        l.copy_from_slice(&flat[at..at + n]);
+        at += n;
     }
 }
 

@@ -148,3 +148,89 @@ fn the_network_names_the_plugins_and_their_exact_decay() {
     assert_eq!(w[0].name, "layers.hidden.weight");
     assert_eq!(w[0].shape, [32, 36]);
 }
+
+/// Computes each batch as `shards` shards on a second learner (as data-parallel
+/// workers do) and averages them weighted by rows.
+struct Sharded {
+    worker: SurrogateGradient,
+    shards: usize,
+}
+
+impl GradientSource for Sharded {
+    fn gradient(
+        &mut self,
+        learner: &mut SurrogateGradient,
+        data: &Dataset<'_>,
+        plan: &BatchPlan,
+    ) -> Result<GradientStats, PluginError> {
+        let p = learner.parameter_count();
+        let mut weights = vec![0.0; p];
+        learner.copy_weights_to(&mut weights)?;
+        self.worker.set_weights(&weights)?;
+        let (mut sum, mut part) = (vec![0.0f32; p], vec![0.0f32; p]);
+        let mut total = GradientStats::default();
+        for k in 0..self.shards {
+            let s = self
+                .worker
+                .shard_gradient(data, plan, plan.shard(k, self.shards))?;
+            self.worker.copy_gradient_to(&mut part)?;
+            for (a, g) in sum.iter_mut().zip(&part) {
+                *a += g * s.rows as f32;
+            }
+            total.loss += s.loss;
+            total.correct += s.correct;
+            total.rows += s.rows;
+        }
+        sum.iter_mut().for_each(|a| *a /= total.rows as f32);
+        learner.set_gradient(&sum)?;
+        Ok(total)
+    }
+}
+
+#[test]
+fn sharded_gradients_train_the_same_weights_as_whole_batches() {
+    let (x, y) = bars(100, 3);
+    let data = Dataset::new(&x, 36, Some(&y), 4).unwrap();
+    let params = json!({"hidden": [24], "steps": 8, "batch": 20, "lr": 0.01, "epochs": 2, "threads": 1, "shift": 1});
+    let mut whole = SurrogateGradient::new(&spec(params.clone())).unwrap();
+    let mut sharded = SurrogateGradient::new(&spec(params.clone())).unwrap();
+    let mut source = Sharded {
+        worker: SurrogateGradient::new(&spec(params)).unwrap(),
+        shards: 3,
+    };
+    for _ in 0..2 {
+        whole
+            .train_epoch(&data, &mut |_| Control::Continue)
+            .unwrap();
+        sharded
+            .train_epoch_from(&data, &mut |_| Control::Continue, &mut source)
+            .unwrap();
+    }
+    let (a, b) = (whole.weights(), sharded.weights());
+    let mut max = 0.0f32;
+    for (a, b) in a.iter().zip(&b) {
+        for (u, v) in a.data.iter().zip(&b.data) {
+            max = max.max((u - v).abs());
+        }
+    }
+    assert!(max < 1e-4, "largest weight difference {max}");
+    assert_ne!(
+        a,
+        SurrogateGradient::new(&spec(json!({"hidden": [24], "steps": 8, "threads": 1})))
+            .unwrap()
+            .weights()
+    );
+}
+
+#[test]
+fn shards_cover_the_batch_once() {
+    let plan = BatchPlan {
+        epoch: 0,
+        batch: 0,
+        indices: (0..10).collect(),
+        shifts: Vec::new(),
+    };
+    let shards: Vec<_> = (0..3).map(|k| plan.shard(k, 3)).collect();
+    assert_eq!(shards, vec![0..3, 3..6, 6..10]);
+    assert!(plan.shard(0, 20).is_empty());
+}
