@@ -104,7 +104,12 @@ fn the_gateway_routes_over_the_bus_shares_load_and_survives_an_instance() {
     // A service's own 4xx comes back as it is.
     let (status, _, _, body) = call("GET", &format!("{gw}/registry/models/nope"), &[], None);
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("nope"), "{body}");
+    assert!(
+        !message.starts_with('{'),
+        "the service's error is passed on, not wrapped again: {body}"
+    );
 
     // Every instance's health in one answer.
     let (status, _, _, body) = call("GET", &format!("{gw}/services/health"), &[], None);

@@ -136,7 +136,10 @@ impl NodeKind for TrainKind {
         }
         NodeTopics {
             publishes: vec![wire::params_topic(&params.job)],
-            subscribes: vec![wire::all_grads_topic(&params.job)],
+            // Each worker's own topic: an ACL names keys, not patterns.
+            subscribes: (0..params.workers)
+                .map(|index| wire::grads_topic(&params.job, index))
+                .collect(),
             ..Default::default()
         }
     }

@@ -122,6 +122,8 @@ async fn finish_error(response: Response, id: &str) -> Response {
         Some(ErrorMessage(message)) => message,
         None => {
             // A rejection or a layer wrote a plain-text body: keep its words.
+            // A body already in the error shape (a service's answer passed on
+            // by a gateway) keeps its message, not wrapped a second time.
             let text = axum::body::to_bytes(body, 64 * 1024)
                 .await
                 .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
@@ -129,7 +131,7 @@ async fn finish_error(response: Response, id: &str) -> Response {
             if text.is_empty() {
                 status.canonical_reason().unwrap_or("error").to_lowercase()
             } else {
-                text
+                shaped_message(&text).unwrap_or(text)
             }
         }
     };
@@ -142,6 +144,17 @@ async fn finish_error(response: Response, id: &str) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The message of a body in the one error shape (`{"error": "…", …}`).
+fn shaped_message(text: &str) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(text).ok()? {
+        serde_json::Value::Object(mut fields) => match fields.remove("error")? {
+            serde_json::Value::String(message) => Some(message),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub(crate) async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
@@ -150,5 +163,21 @@ pub(crate) async fn time_limit(limit: Duration, req: Request, next: Next) -> Res
             format!("no answer within {} s", limit.as_secs()),
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped_message;
+
+    #[test]
+    fn an_error_shaped_body_keeps_its_message_once() {
+        assert_eq!(
+            shaped_message(r#"{"error":"no model digits","request_id":"r1"}"#).as_deref(),
+            Some("no model digits")
+        );
+        assert_eq!(shaped_message("plain words"), None);
+        assert_eq!(shaped_message(r#"{"error":{"nested":1}}"#), None);
+        assert_eq!(shaped_message(r#"["error"]"#), None);
     }
 }
