@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use evospike_bus::{Bus, BusConfig};
 use evospike_schemas::{SpikeBody, SpikeLayout, SpikeTensor};
-use zenoh::qos::CongestionControl;
+use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::shm::{AllocAlignment, BlockOn, GarbageCollect, ShmProviderBuilder};
 use zenoh::Wait;
 
@@ -123,6 +123,8 @@ impl Sender {
                 let raw_pub = session
                     .declare_publisher(key.to_string())
                     .congestion_control(CongestionControl::Block)
+                    // As the bus declares its publishers: the same guarantees.
+                    .reliability(Reliability::Reliable)
                     .wait()
                     .expect("declare publisher");
                 let alignment = AllocAlignment::new(4).expect("16-byte alignment");

@@ -80,7 +80,7 @@ pub struct BusConfig {
     /// Zero-copy shared memory between processes of one host.
     pub shared_memory: bool,
     /// Cap of this session's shared-memory pools for spike tensors. Nothing is
-    /// mapped until the first tensor is sent; then a pool holds `queue_capacity + 2`
+    /// mapped until the first tensor is sent; then a pool holds `4 × (queue_capacity + 2)`
     /// tensors of the largest size sent so far (at least 64 KiB, a power of two),
     /// and a larger tensor makes a larger pool, up to this cap. A tensor larger than
     /// the cap goes over the network path (copied).

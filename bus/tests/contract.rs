@@ -428,7 +428,7 @@ async fn zenoh_pools_are_made_on_first_send_and_sized_to_the_data() {
     assert!(subscriber.recv().await.unwrap().is_shm());
     // (queue + 2) tensors of this size, rounded up to a power of two: well under
     // a MiB for 128 neurons. The receiver maps nothing of its own.
-    let in_flight = b.config().queue_capacity + 2;
+    let in_flight = (b.config().queue_capacity + 2) * 4;
     let expected = (layout.len() * in_flight).next_power_of_two().max(64 << 10);
     assert_eq!(b.shm_pool_bytes(), expected);
     assert!(expected <= 1 << 20, "{expected}");

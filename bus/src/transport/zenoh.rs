@@ -16,6 +16,9 @@ use super::{
 };
 use crate::{BusConfig, BusError};
 
+/// Pools hold this many times the messages a subscription queue holds.
+const IN_FLIGHT_FACTOR: usize = 4;
+
 /// A Zenoh session as an evospike transport.
 pub(crate) struct ZenohTransport {
     session: Session,
@@ -81,11 +84,15 @@ impl ZenohTransport {
         })?;
         // Nothing is mapped yet: the pools are made when the first buffer is lent.
         // A buffer is held by the subscription queues it waits in plus the one
-        // being read, so that many of them are in flight at once.
+        // being read; room for four times that many lets the sender run ahead of
+        // the receivers' releases instead of collecting garbage at every send.
         let shm = config.shared_memory.then(|| {
             Arc::new(ShmPools::new(
                 config.shm_pool_bytes,
-                config.queue_capacity.saturating_add(2),
+                config
+                    .queue_capacity
+                    .saturating_add(2)
+                    .saturating_mul(IN_FLIGHT_FACTOR),
             ))
         });
         Ok(ZenohTransport { session, shm })
