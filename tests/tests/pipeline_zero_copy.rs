@@ -84,9 +84,10 @@ fn spikes_cross_the_pipeline_with_zero_copies_per_step() {
         assert_eq!((t.sent, t.loaned), (STEPS, STEPS), "{name}: {t:?}");
         let copies_per_step = (t.copies + t.send_copies) as f64 / t.steps as f64;
         assert_eq!(copies_per_step, 0.0, "{name}: {t:?}");
-        // Its pool holds this layer's small tensors, not a fixed 64 MiB.
+        // Its pool holds 4 × (queue + 2) of this layer's small tensors (a few MiB
+        // at most), not a fixed 64 MiB.
         assert!(
-            t.shm_pool_bytes > 0 && t.shm_pool_bytes <= 1 << 20,
+            t.shm_pool_bytes > 0 && t.shm_pool_bytes <= 8 << 20,
             "{name}: {t:?}"
         );
     }
