@@ -3,24 +3,42 @@
 //!
 //! `cargo bench -p evospike-bus --bench bus` prints, for each payload size, the
 //! throughput (messages/s, GB/s) and, for 64 B and 1 MiB, the ping-pong round-trip
-//! latency (p50, p99) of both, and the ratio evospike/raw. Both sides use the same
-//! Zenoh version and configuration ([`BusConfig::to_zenoh`]) and move the same
-//! bytes:
+//! latency (p50, p99), each measured `EVOSPIKE_BENCH_REPEATS` times (default 3,
+//! the implementations taking turns) and given as min / median / max, with the
+//! ratio of the medians evospike/raw. All sides use the same Zenoh version and
+//! configuration ([`BusConfig::to_zenoh`]), the same 512 MiB pool cap, and move
+//! the same bytes:
 //!
+//! - memcpy: the physical limit — one `memcpy` of the payload's size from one
+//!   buffer to another in this process, as often as the messages are sent. Every
+//!   side below makes (at least) this one copy per message.
 //! - raw: the sender allocates a shared-memory buffer, copies a ready-made payload
 //!   into it and puts it; the receiver borrows the payload's bytes.
-//! - evospike: the sender publishes a `SpikeTensor` (serialized straight into shared
-//!   memory); the receiver gets a validated in-place view.
+//! - evospike: the sender publishes a `SpikeTensor` (`SpikePublisher::publish`,
+//!   serialized straight into shared memory); the receiver gets a validated
+//!   in-place view.
+//! - loan: the sender loans a shared-memory buffer laid out for the tensor
+//!   (`SpikePublisher::loan`), copies the same ready-made words into it — standing
+//!   for a layer computing its spikes there — and publishes it; the receiver as for
+//!   evospike.
 //!
-//! The bench spawns itself as the second process (`EVOSPIKE_BENCH_ROLE`).
+//! `EVOSPIKE_BENCH_SIZES` (bytes, comma-separated) picks payload sizes and
+//! `EVOSPIKE_BENCH_DIVIDE` divides every message count.
+//!
+//! `EVOSPIKE_BENCH_PROFILE=N` instead sends N messages of each size and
+//! implementation (or only `EVOSPIKE_BENCH_IMPL`) to a subscriber of the same session, in one process, for a
+//! profiler: `valgrind --tool=callgrind` counts the instructions of `Sender::send`
+//! and `Receiver::recv` repeatably (a second process under valgrind is too slow
+//! for Zenoh's shared-memory watchdog). The bench spawns itself as the second process
+//! (`EVOSPIKE_BENCH_ROLE`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use evospike_bus::{Bus, BusConfig};
-use evospike_schemas::{SpikeBody, SpikeTensor};
-use zenoh::qos::CongestionControl;
+use evospike_schemas::{SpikeBody, SpikeLayout, SpikeTensor};
+use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::shm::{AllocAlignment, BlockOn, GarbageCollect, ShmProviderBuilder};
 use zenoh::Wait;
 
@@ -33,22 +51,25 @@ const POOL: usize = 512 << 20;
 enum Impl {
     Raw,
     Evospike,
+    Loan,
 }
 
 impl Impl {
+    const ALL: [Impl; 3] = [Impl::Raw, Impl::Evospike, Impl::Loan];
+
     fn name(self) -> &'static str {
         match self {
             Impl::Raw => "raw",
             Impl::Evospike => "evospike",
+            Impl::Loan => "loan",
         }
     }
 
     fn parse(s: &str) -> Impl {
-        if s == "raw" {
-            Impl::Raw
-        } else {
-            Impl::Evospike
-        }
+        Impl::ALL
+            .into_iter()
+            .find(|imp| imp.name() == s)
+            .expect("known implementation")
     }
 }
 
@@ -81,6 +102,8 @@ struct Sender {
     payload: Vec<u8>,
     spike_pub: Option<evospike_bus::SpikePublisher>,
     tensor: SpikeTensor,
+    layout: SpikeLayout,
+    step: u64,
 }
 
 impl Sender {
@@ -93,12 +116,15 @@ impl Sender {
     ) -> Sender {
         let tensor = tensor(bytes);
         let payload = tensor.to_aligned_bytes().to_vec();
+        let layout = SpikeLayout::bitset("bench", &tensor.shape).expect("layout");
         match imp {
             Impl::Raw => {
                 let session = session.expect("raw sender needs a session");
                 let raw_pub = session
                     .declare_publisher(key.to_string())
                     .congestion_control(CongestionControl::Block)
+                    // As the bus declares its publishers: the same guarantees.
+                    .reliability(Reliability::Reliable)
                     .wait()
                     .expect("declare publisher");
                 let alignment = AllocAlignment::new(4).expect("16-byte alignment");
@@ -112,9 +138,11 @@ impl Sender {
                     payload,
                     spike_pub: None,
                     tensor,
+                    layout,
+                    step: 0,
                 }
             }
-            Impl::Evospike => {
+            Impl::Evospike | Impl::Loan => {
                 let bus = bus.expect("evospike sender needs a bus");
                 let topic = key.rsplit('/').next().expect("key has a topic");
                 let spike_pub = bus.spike_publisher(topic).expect("spike publisher");
@@ -125,6 +153,8 @@ impl Sender {
                     payload,
                     spike_pub: Some(spike_pub),
                     tensor,
+                    layout,
+                    step: 0,
                 }
             }
         }
@@ -134,6 +164,8 @@ impl Sender {
         self.payload.len()
     }
 
+    // Never inlined, so a profile attributes each message's cost to one function.
+    #[inline(never)]
     fn send(&mut self) {
         match self.imp {
             Impl::Raw => {
@@ -158,6 +190,16 @@ impl Sender {
                     .publish(&mut self.tensor)
                     .expect("publish");
             }
+            Impl::Loan => {
+                let SpikeBody::Bitset(words) = &self.tensor.body else {
+                    unreachable!("a bitset tensor")
+                };
+                let publisher = self.spike_pub.as_mut().expect("loan");
+                let mut loan = publisher.loan(&self.layout).expect("loan");
+                loan.bitset_mut().expect("bitset").copy_from_slice(words);
+                loan.publish(self.step).expect("publish");
+                self.step += 1;
+            }
         }
     }
 
@@ -173,7 +215,7 @@ impl Sender {
                     .wait()
                     .expect("status")
                     .matching(),
-                Impl::Evospike => rt
+                Impl::Evospike | Impl::Loan => rt
                     .block_on(
                         self.spike_pub
                             .as_ref()
@@ -207,7 +249,7 @@ impl Receiver {
                     .wait()
                     .expect("subscriber"),
             ),
-            Impl::Evospike => {
+            Impl::Evospike | Impl::Loan => {
                 let topic = key.rsplit('/').next().expect("topic");
                 Receiver::Evospike(
                     bus.expect("bus")
@@ -219,6 +261,7 @@ impl Receiver {
     }
 
     /// Receives one message and returns a byte read from it (so the read is real).
+    #[inline(never)]
     fn recv(&self) -> u64 {
         match self {
             Receiver::Raw(sub) => {
@@ -258,7 +301,7 @@ fn open(imp: Impl, config: BusConfig) -> Endpoints {
                 rt,
             }
         }
-        Impl::Evospike => {
+        Impl::Evospike | Impl::Loan => {
             let bus = rt.block_on(Bus::open(config)).expect("open bus");
             Endpoints {
                 session: None,
@@ -352,8 +395,8 @@ fn free_endpoint() -> String {
     format!("tcp/127.0.0.1:{port}")
 }
 
-/// Messages per second and GB/s received by the peer.
-fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, f64, usize) {
+/// Messages per second received by the peer, and the payload's length.
+fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, usize) {
     let endpoint = free_endpoint();
     let peer = Peer::spawn("sink", imp, count, bytes, &endpoint);
     let ends = open(imp, config(None, Some(&endpoint)));
@@ -365,11 +408,25 @@ fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, f64, usize) {
     let elapsed = peer.finish();
     // The peer times from the first message to the last: count - 1 intervals.
     let rate = (count - 1) as f64 / elapsed;
-    (
-        rate,
-        rate * sender.payload_len() as f64 / 1e9,
-        sender.payload_len(),
-    )
+    (rate, sender.payload_len())
+}
+
+/// Sends `count` messages to a subscriber of the same session (for a profiler).
+fn profile(imp: Impl, bytes: usize, count: usize) {
+    let ends = open(imp, config(None, None));
+    let mut sender = Sender::new(imp, ends.session.as_ref(), ends.bus.as_ref(), DATA, bytes);
+    let receiver = Receiver::new(imp, ends.session.as_ref(), ends.bus.as_ref(), DATA);
+    sender.wait_matched(&ends.rt);
+    let mut checksum = 0u64;
+    for _ in 0..count {
+        sender.send();
+        checksum = checksum.wrapping_add(receiver.recv());
+    }
+    println!(
+        "profiled {} {} {count} {checksum}",
+        imp.name(),
+        human(bytes)
+    );
 }
 
 /// Round-trip times in microseconds, sorted.
@@ -399,12 +456,66 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Messages per second of the physical limit: one `memcpy` of `bytes` per message
+/// (`count` of them), from one warm buffer to another.
+fn memcpy_rate(bytes: usize, count: usize) -> f64 {
+    let src: Vec<u8> = (0..bytes).map(|i| i as u8).collect();
+    let mut dst = vec![0u8; bytes];
+    dst.copy_from_slice(&src);
+    let start = Instant::now();
+    for i in 0..count {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst)[i % bytes] ^= 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
 fn human(bytes: usize) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{} MiB", b >> 20),
         b if b >= 1 << 10 => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
+}
+
+/// Min, median and max of some measurements.
+#[derive(Clone, Copy)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Spread {
+            min: sorted[0],
+            median: percentile(&sorted, 0.5),
+            max: sorted[sorted.len() - 1],
+        }
+    }
+
+    /// `median (min–max)`, with `digits` decimals.
+    fn show(self, digits: usize) -> String {
+        format!(
+            "{:.digits$} ({:.digits$}–{:.digits$})",
+            self.median, self.min, self.max
+        )
+    }
+}
+
+fn env_usize(name: &str) -> Option<Vec<usize>> {
+    std::env::var(name).ok().map(|v| {
+        v.split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: not a number: {s}"))
+            })
+            .collect()
+    })
 }
 
 fn main() {
@@ -417,44 +528,104 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let sizes: [(usize, usize); 5] = [
+    if let Some(count) = env_usize("EVOSPIKE_BENCH_PROFILE") {
+        let sizes = env_usize("EVOSPIKE_BENCH_SIZES").unwrap_or(vec![64, 4 << 10, 1 << 20]);
+        let only = std::env::var("EVOSPIKE_BENCH_IMPL").ok();
+        let imps = Impl::ALL
+            .into_iter()
+            .filter(|imp| only.as_deref().is_none_or(|name| name == imp.name()));
+        for bytes in sizes {
+            for imp in imps.clone() {
+                profile(imp, bytes, count[0]);
+            }
+        }
+        return;
+    }
+    let repeats = env_usize("EVOSPIKE_BENCH_REPEATS").map_or(3, |r| r[0].max(1));
+    let wanted = env_usize("EVOSPIKE_BENCH_SIZES");
+    let divide = env_usize("EVOSPIKE_BENCH_DIVIDE").map_or(1, |d| d[0].max(1));
+    let picked = |bytes: &usize| wanted.as_ref().is_none_or(|w| w.contains(bytes));
+    let sizes: Vec<(usize, usize)> = [
         (64, 200_000),
         (4 << 10, 100_000),
         (64 << 10, 20_000),
         (1 << 20, 2_000),
         (16 << 20, 200),
-    ];
-    println!("## Throughput (two processes, shared memory)\n");
-    println!("| payload | raw msgs/s | raw GB/s | evospike msgs/s | evospike GB/s | ratio |");
-    println!("|---|---|---|---|---|---|");
+    ]
+    .into_iter()
+    .filter(|(bytes, _)| picked(bytes))
+    .map(|(bytes, count)| (bytes, (count / divide).max(20)))
+    .collect();
+    println!(
+        "## Throughput (two processes, shared memory; msgs/s, median (min–max) of {repeats})\n"
+    );
+    println!(
+        "| payload | memcpy msgs/s | raw msgs/s | evospike msgs/s | loan msgs/s | raw GB/s | evospike GB/s | ratio evospike/raw | ratio loan/raw | raw/memcpy | evospike/memcpy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (bytes, count) in sizes {
-        let (raw_rate, raw_gbs, _) = throughput(Impl::Raw, bytes, count);
-        let (evo_rate, evo_gbs, _) = throughput(Impl::Evospike, bytes, count);
+        let mut rates: [Vec<f64>; 3] = Default::default();
+        let mut memcpy = Vec::new();
+        let mut payload = 0;
+        for _ in 0..repeats {
+            memcpy.push(memcpy_rate(bytes, count));
+            for (i, imp) in Impl::ALL.into_iter().enumerate() {
+                let (rate, len) = throughput(imp, bytes, count);
+                rates[i].push(rate);
+                payload = len;
+            }
+        }
+        let [raw, evo, loan] = rates.map(|r| Spread::of(&r));
+        let memcpy = Spread::of(&memcpy);
+        let gbs = |rate: f64| rate * payload as f64 / 1e9;
         println!(
-            "| {} | {raw_rate:.0} | {raw_gbs:.3} | {evo_rate:.0} | {evo_gbs:.3} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             human(bytes),
-            evo_rate / raw_rate
+            memcpy.show(0),
+            raw.show(0),
+            evo.show(0),
+            loan.show(0),
+            gbs(raw.median),
+            gbs(evo.median),
+            evo.median / raw.median,
+            loan.median / raw.median,
+            raw.median / memcpy.median,
+            evo.median / memcpy.median,
         );
     }
-    println!("\n## Ping-pong round trip (µs)\n");
+    println!("\n## Ping-pong round trip (µs, median (min–max) of {repeats})\n");
     println!(
-        "| payload | raw p50 | raw p99 | evospike p50 | evospike p99 | ratio p50 | ratio p99 |"
+        "| payload | raw p50 | raw p99 | evospike p50 | evospike p99 | loan p50 | loan p99 | ratio p50 | ratio p99 | loan ratio p99 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (bytes, count) in [(64usize, 20_000usize), (1 << 20, 2_000)] {
-        let raw = ping_pong(Impl::Raw, bytes, count);
-        let evo = ping_pong(Impl::Evospike, bytes, count);
-        let (r50, r99, e50, e99) = (
-            percentile(&raw, 0.5),
-            percentile(&raw, 0.99),
-            percentile(&evo, 0.5),
-            percentile(&evo, 0.99),
-        );
+        if !picked(&bytes) {
+            continue;
+        }
+        let count = (count / divide).max(20);
+        let mut p50: [Vec<f64>; 3] = Default::default();
+        let mut p99: [Vec<f64>; 3] = Default::default();
+        for _ in 0..repeats {
+            for (i, imp) in Impl::ALL.into_iter().enumerate() {
+                let rtts = ping_pong(imp, bytes, count);
+                p50[i].push(percentile(&rtts, 0.5));
+                p99[i].push(percentile(&rtts, 0.99));
+            }
+        }
+        let [r50, e50, l50] = p50.map(|r| Spread::of(&r));
+        let [r99, e99, l99] = p99.map(|r| Spread::of(&r));
         println!(
-            "| {} | {r50:.1} | {r99:.1} | {e50:.1} | {e99:.1} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
             human(bytes),
-            e50 / r50,
-            e99 / r99
+            r50.show(1),
+            r99.show(1),
+            e50.show(1),
+            e99.show(1),
+            l50.show(1),
+            l99.show(1),
+            e50.median / r50.median,
+            e99.median / r99.median,
+            l99.median / r99.median,
         );
     }
 }

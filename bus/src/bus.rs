@@ -2,7 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::message::{MessagePublisher, MessageSubscriber};
-use crate::spike::{ReceiveStats, ReceiveStatsSnapshot, SpikePublisher, SpikeSubscriber};
+use crate::spike::{
+    ReceiveStats, ReceiveStatsSnapshot, SendStats, SendStatsSnapshot, SpikePublisher,
+    SpikeSubscriber,
+};
 use crate::transport::local::LocalTransport;
 use crate::transport::zenoh::ZenohTransport;
 use crate::transport::{Declaration, RawPublisher, Received, Transport};
@@ -21,6 +24,7 @@ struct Inner {
     keys: KeySpace,
     config: BusConfig,
     stats: Arc<ReceiveStats>,
+    send_stats: Arc<SendStats>,
 }
 
 /// Raw samples of a key expression, queued until received.
@@ -106,6 +110,7 @@ impl Bus {
                 keys,
                 config,
                 stats: Arc::default(),
+                send_stats: Arc::default(),
             }),
         })
     }
@@ -128,6 +133,19 @@ impl Bus {
     /// Receive counters of every spike subscription of this bus.
     pub fn receive_stats(&self) -> ReceiveStatsSnapshot {
         self.inner.stats.snapshot()
+    }
+
+    /// Send counters of every spike publisher of this bus: how many tensors were
+    /// computed in loaned buffers and how many were copied by serializing.
+    pub fn send_stats(&self) -> SendStatsSnapshot {
+        self.inner.send_stats.snapshot()
+    }
+
+    /// Bytes of shared memory this bus holds for its send buffers now: none until a
+    /// spike buffer is lent, then pools sized to what it sends (see
+    /// [`BusConfig::shm_pool_bytes`]).
+    pub fn shm_pool_bytes(&self) -> usize {
+        self.inner.transport.shm_pool_bytes()
     }
 
     /// A raw publisher on a full key.
@@ -154,7 +172,10 @@ impl Bus {
     /// A spike tensor publisher on topic `name`.
     pub fn spike_publisher(&self, topic: &str) -> Result<SpikePublisher, BusError> {
         let key = self.keys().topic(topic)?;
-        Ok(SpikePublisher::new(self.raw_publisher(&key)?))
+        Ok(SpikePublisher::new(
+            self.raw_publisher(&key)?,
+            self.inner.send_stats.clone(),
+        ))
     }
 
     /// A spike tensor subscriber on topic `name` (may contain `*`/`**` wildcards

@@ -79,7 +79,11 @@ pub struct BusConfig {
     pub multicast_scouting: bool,
     /// Zero-copy shared memory between processes of one host.
     pub shared_memory: bool,
-    /// Size of this session's shared-memory pool for spike tensors.
+    /// Cap of this session's shared-memory pools for spike tensors. Nothing is
+    /// mapped until the first tensor is sent; then a pool holds `4 × (queue_capacity + 2)`
+    /// tensors of the largest size sent so far (at least 64 KiB, a power of two),
+    /// and a larger tensor makes a larger pool, up to this cap. A tensor larger than
+    /// the cap goes over the network path (copied).
     pub shm_pool_bytes: usize,
     /// How long opening waits for the connect endpoints.
     #[serde(with = "duration_ms")]
@@ -125,7 +129,7 @@ impl Default for BusConfig {
             namespace: contract::DEFAULT_NAMESPACE.to_string(),
             multicast_scouting: false,
             shared_memory: true,
-            shm_pool_bytes: 64 << 20,
+            shm_pool_bytes: 256 << 20,
             connect_timeout: Duration::from_secs(5),
             queue_capacity: 1024,
             local_domain: "default".to_string(),

@@ -3,8 +3,10 @@
 //! Every node, service and tool opens one [`Bus`] ([`Bus::open`] with a
 //! [`BusConfig`]) and uses it for
 //!
-//! - **spike tensors** (data plane): [`Bus::spike_publisher`] serializes straight into
-//!   a shared-memory buffer; [`Bus::spike_subscriber`] hands out validated views that
+//! - **spike tensors** (data plane): [`Bus::spike_publisher`] lends shared-memory
+//!   buffers that a producer computes its spikes into ([`SpikePublisher::loan`], no
+//!   copy at all) or serializes an owned tensor straight into one
+//!   ([`SpikePublisher::publish`], one copy, counted in [`SendStats`]); [`Bus::spike_subscriber`] hands out validated views that
 //!   borrow what arrived. Copies that must happen are counted ([`ReceiveStats`]).
 //! - **protobuf messages** (control plane): [`Bus::message_publisher`] /
 //!   [`Bus::message_subscriber`] for logs, metrics and events, and
@@ -58,6 +60,9 @@ pub use keys::{KeyKind, KeySpace};
 pub use message::{Keyed, MessagePublisher, MessageSubscriber};
 pub use rpc::Call;
 pub use security::{AuthConfig, SecurityError, TlsConfig};
-pub use spike::{ReceiveStats, ReceiveStatsSnapshot, SpikeMsg, SpikePublisher, SpikeSubscriber};
+pub use spike::{
+    ReceiveStats, ReceiveStatsSnapshot, SendStats, SendStatsSnapshot, SpikeLoan, SpikeMsg,
+    SpikePublisher, SpikeSubscriber,
+};
 
 pub use evospike_schemas as schemas;

@@ -1,9 +1,10 @@
 //! Zero-copy spike tensors on the bus.
 //!
-//! [`SpikePublisher::publish`] stamps the tensor's header (sequence number,
-//! timestamp), lends a buffer of exactly the archive's size from the transport
-//! (Zenoh shared memory when on), serializes straight into it and sends it: no
-//! intermediate buffer. [`SpikeSubscriber::recv`] validates what arrives and hands
+//! A producer computes its spikes straight into a buffer lent by the transport
+//! (Zenoh shared memory when on) with [`SpikePublisher::loan`], or has an owned
+//! tensor serialized into one with [`SpikePublisher::publish`]; either
+//! way the publisher stamps the header (sequence number, timestamp) and sends the
+//! buffer itself, with no intermediate buffer. [`SpikeSubscriber::recv`] validates what arrives and hands
 //! out a [`SpikeMsg`] whose [`view`](SpikeMsg::view) borrows the received buffer when
 //! it is one contiguous, aligned slice, and copies into an aligned buffer only
 //! otherwise. Every copy is counted in [`ReceiveStats`].
@@ -18,6 +19,9 @@ use serde::Serialize;
 
 use crate::transport::{RawPublisher, Received};
 use crate::{BusError, Subscription};
+
+mod send;
+pub use send::{SendStats, SendStatsSnapshot, SpikeLoan, SpikePublisher};
 
 /// Counters of one or more spike subscriptions (the bus keeps one for all).
 #[derive(Debug, Default)]
@@ -98,60 +102,10 @@ pub(crate) async fn wait_for_subscribers(
     }
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Publishes [`SpikeTensor`]s on one topic.
-#[derive(Debug)]
-pub struct SpikePublisher {
-    raw: Box<dyn RawPublisher>,
-    next_seq: u64,
-}
-
-impl SpikePublisher {
-    pub(crate) fn new(raw: Box<dyn RawPublisher>) -> SpikePublisher {
-        SpikePublisher { raw, next_seq: 0 }
-    }
-
-    /// The full key it publishes on.
-    pub fn key(&self) -> &str {
-        self.raw.key()
-    }
-
-    /// Sequence number the next tensor will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
-    }
-
-    /// Waits until at least one subscriber matches the topic, or `timeout` passes
-    /// (`Ok(false)`). Publishing before that would reach nobody.
-    pub async fn wait_for_subscribers(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<bool, BusError> {
-        wait_for_subscribers(self.raw.as_ref(), timeout).await
-    }
-
-    /// Stamps `tensor`'s header (sequence number, timestamp), serializes it straight
-    /// into a transport buffer and sends it. Returns the sequence number used.
-    pub fn publish(&mut self, tensor: &mut SpikeTensor) -> Result<u64, BusError> {
-        tensor.header.seq = self.next_seq;
-        tensor.header.timestamp_ns = now_ns();
-        let len = tensor.serialized_len();
-        let mut buf = self.raw.loan(len)?;
-        tensor
-            .write_into(&mut buf)
-            .map_err(|err| BusError::Publish {
-                key: self.key().to_string(),
-                reason: err.to_string(),
-            })?;
-        self.raw.put(buf)?;
-        self.next_seq += 1;
-        Ok(tensor.header.seq)
-    }
 }
 
 /// A received spike tensor, validated; [`view`](Self::view) reads it in place.

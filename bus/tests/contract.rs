@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use evospike_bus::{Bus, BusConfig, BusError};
 use evospike_schemas::proto::{Empty, ErrorCode, ErrorReply, LogLevel, LogRecord, NodeInfo};
-use evospike_schemas::{SchemaError, SpikeTensor};
+use evospike_schemas::{SchemaError, SpikeLayout, SpikeTensor};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -52,6 +52,75 @@ async fn spikes_arrive_in_order_and_in_place((a, b): (Bus, Bus)) {
     }
     assert_eq!(subscriber.stats().received, 50);
     assert_eq!(subscriber.stats().invalid, 0);
+}
+
+/// A producer computes straight into loaned buffers: nothing is copied on the way
+/// out, and the receiver reads what was written in place.
+async fn loaned_tensors_arrive_without_a_copy((a, b): (Bus, Bus)) {
+    let subscriber = a.spike_subscriber("loaned/spikes").unwrap();
+    let mut publisher = b.spike_publisher("loaned/spikes").unwrap();
+    assert!(publisher.wait_for_subscribers(WAIT).await.unwrap());
+    let bits = SpikeLayout::bitset("loaned", &[1000]).unwrap();
+    let values = SpikeLayout::analog("loaned", &[3]).unwrap();
+    for step in 0..20u64 {
+        let mut loan = publisher.loan(&bits).unwrap();
+        let words = loan.bitset_mut().unwrap();
+        words.fill(0);
+        words[0] = 1 << step;
+        words[15] = 1 << 39; // element 999, the last one
+        assert_eq!(loan.publish(step).unwrap(), 2 * step);
+        let mut loan = publisher.loan(&values).unwrap();
+        assert!(loan.bitset_mut().is_none());
+        loan.analog_mut()
+            .unwrap()
+            .copy_from_slice(&[step as f32, 0.0, -1.0]);
+        loan.publish(step).unwrap();
+    }
+    for step in 0..20u64 {
+        let msg = subscriber.recv().await.unwrap();
+        let view = msg.view();
+        assert_eq!(view.header.step.to_native(), step);
+        assert_eq!(view.header.seq.to_native(), 2 * step);
+        assert_eq!(
+            view.active_indices().collect::<Vec<_>>(),
+            vec![step as u32, 999]
+        );
+        assert!(!msg.was_copied());
+        let msg = subscriber.recv().await.unwrap();
+        assert_eq!(msg.view().analog().unwrap(), &[step as f32, 0.0, -1.0]);
+    }
+    let sent = b.send_stats();
+    assert_eq!((sent.sent, sent.loaned, sent.copies), (40, 40, 0));
+    assert_eq!(a.receive_stats().copies, 0);
+}
+
+/// A loaned bitset with bits past its last element is refused before it is sent,
+/// and a dropped loan sends nothing.
+async fn bad_loans_are_refused_and_dropped_loans_send_nothing((a, b): (Bus, Bus)) {
+    let subscriber = a.spike_subscriber("loaned/bad").unwrap();
+    let mut publisher = b.spike_publisher("loaned/bad").unwrap();
+    assert!(publisher.wait_for_subscribers(WAIT).await.unwrap());
+    let layout = SpikeLayout::bitset("l", &[70]).unwrap();
+    let mut loan = publisher.loan(&layout).unwrap();
+    loan.bitset_mut().unwrap().fill(u64::MAX);
+    let err = loan.publish(0).unwrap_err();
+    assert!(matches!(err, BusError::Publish { .. }), "{err}");
+    assert!(err.to_string().contains("beyond element 70"), "{err}");
+    drop(publisher.loan(&layout).unwrap());
+    let mut loan = publisher.loan(&layout).unwrap();
+    loan.bitset_mut().unwrap().fill(0);
+    assert_eq!(
+        loan.publish(9).unwrap(),
+        0,
+        "refused loans use no sequence number"
+    );
+    let msg = subscriber.recv().await.unwrap();
+    assert_eq!(msg.view().header.step.to_native(), 9);
+    assert!(subscriber
+        .recv_timeout(Duration::from_millis(100))
+        .unwrap()
+        .is_none());
+    assert_eq!(b.send_stats().sent, 1);
 }
 
 async fn malformed_payloads_are_typed_errors_and_the_stream_goes_on((a, b): (Bus, Bus)) {
@@ -258,6 +327,22 @@ macro_rules! contract_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn loaned_tensors_arrive_without_a_copy() {
+                super::loaned_tensors_arrive_without_a_copy(
+                    $pair(concat!(stringify!($transport), "-loan")).await,
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bad_loans_are_refused_and_dropped_loans_send_nothing() {
+                super::bad_loans_are_refused_and_dropped_loans_send_nothing(
+                    $pair(concat!(stringify!($transport), "-badloan")).await,
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn malformed_payloads_are_typed_errors_and_the_stream_goes_on() {
                 super::malformed_payloads_are_typed_errors_and_the_stream_goes_on(
                     $pair(concat!(stringify!($transport), "-bad")).await,
@@ -319,6 +404,35 @@ async fn local_payloads_are_never_copied() {
     let msg = subscriber.recv().await.unwrap();
     assert!(!msg.was_copied());
     assert_eq!(a.receive_stats().copies, 0);
+    // Serializing an owned tensor is the one copy, and it is counted.
+    let sent = b.send_stats();
+    assert_eq!((sent.sent, sent.copies, sent.loaned), (1, 1, 0));
+    assert_eq!(sent.bytes_copied, tensor.serialized_len() as u64);
+}
+
+/// Shared memory follows the data: a session maps none until it sends a tensor,
+/// then a pool sized to what it sends, far below the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zenoh_pools_are_made_on_first_send_and_sized_to_the_data() {
+    let (a, b) = zenoh_pair("pools").await;
+    assert_eq!(b.config().shm_pool_bytes, 256 << 20, "the default cap");
+    assert_eq!((a.shm_pool_bytes(), b.shm_pool_bytes()), (0, 0));
+    let subscriber = a.spike_subscriber("small").unwrap();
+    let mut publisher = b.spike_publisher("small").unwrap();
+    assert!(publisher.wait_for_subscribers(WAIT).await.unwrap());
+    let layout = SpikeLayout::bitset("n", &[128]).unwrap();
+    let mut loan = publisher.loan(&layout).unwrap();
+    assert!(loan.is_shm());
+    loan.bitset_mut().unwrap().fill(1);
+    loan.publish(0).unwrap();
+    assert!(subscriber.recv().await.unwrap().is_shm());
+    // (queue + 2) tensors of this size, rounded up to a power of two: well under
+    // a MiB for 128 neurons. The receiver maps nothing of its own.
+    let in_flight = (b.config().queue_capacity + 2) * 4;
+    let expected = (layout.len() * in_flight).next_power_of_two().max(64 << 10);
+    assert_eq!(b.shm_pool_bytes(), expected);
+    assert!(expected <= 1 << 20, "{expected}");
+    assert_eq!(a.shm_pool_bytes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,7 @@ pub mod spike;
 pub use error::SchemaError;
 pub use spike::{
     ArchivedSpikeBody, ArchivedSpikeHeader, ArchivedSpikeTensor, Encoding, SpikeBody, SpikeHeader,
-    SpikeTensor, SpikeTensorBuilder, ALIGNMENT,
+    SpikeLayout, SpikeTensor, SpikeTensorBuilder, ALIGNMENT,
 };
 
 /// Version of the wire format of both planes. A receiver rejects a data-plane

@@ -700,5 +700,8 @@ impl ArchivedSpikeTensor {
     }
 }
 
+mod layout;
+pub use layout::SpikeLayout;
+
 #[cfg(test)]
 mod tests;

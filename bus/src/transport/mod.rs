@@ -9,6 +9,7 @@
 //! [`local`] (in-process). Both pass the same contract suite (`bus/tests/contract.rs`).
 
 pub(crate) mod local;
+mod shm_pool;
 pub(crate) mod zenoh;
 
 use std::fmt::Debug;
@@ -271,6 +272,11 @@ pub trait Transport: Send + Sync + Debug {
     /// receivers, or `timeout` passes (`Ok(false)`). A process calls it before it
     /// exits, so its last messages are not lost with its shared memory.
     fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<bool, BusError>>;
+    /// Bytes of shared memory this session holds for its send buffers now (0 for a
+    /// transport without shared memory, or before anything was sent).
+    fn shm_pool_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Whether two key expressions share at least one key (wildcards `*` and `**`),

@@ -1,27 +1,28 @@
-//! The Zenoh transport: one Zenoh session, plus a shared-memory pool that spike
-//! publishers lend their send buffers from.
+//! The Zenoh transport: one Zenoh session, plus the shared-memory pools that spike
+//! publishers lend their send buffers from (made on first use, sized to the data:
+//! [`ShmPools`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::query::{ConsolidationMode, QueryTarget};
-use zenoh::shm::{
-    AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider,
-    ShmProviderBuilder,
-};
 use zenoh::{Session, Wait};
 
+use super::shm_pool::ShmPools;
 use super::{
     check_key_expr, BoxFuture, Declaration, Query, QueryHandler, RawPublisher, Received,
     SampleHandler, SendBuf, Transport,
 };
 use crate::{BusConfig, BusError};
 
+/// Pools hold this many times the messages a subscription queue holds.
+const IN_FLIGHT_FACTOR: usize = 4;
+
 /// A Zenoh session as an evospike transport.
 pub(crate) struct ZenohTransport {
     session: Session,
-    shm: Option<Arc<ShmPool>>,
+    shm: Option<Arc<ShmPools>>,
 }
 
 impl std::fmt::Debug for ZenohTransport {
@@ -31,27 +32,6 @@ impl std::fmt::Debug for ZenohTransport {
             .field("shm", &self.shm)
             .finish()
     }
-}
-
-struct ShmPool {
-    provider: ShmProvider<PosixShmProviderBackend>,
-    size: usize,
-    /// Bytes available when nothing is allocated.
-    idle: usize,
-}
-
-impl std::fmt::Debug for ShmPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShmPool").field("size", &self.size).finish()
-    }
-}
-
-/// The pool's alignment, [`evospike_schemas::ALIGNMENT`]: the provider aligns every
-/// chunk to it, whatever the length asked for, so every loaned buffer can hold an
-/// archive read in place.
-fn pool_alignment() -> AllocAlignment {
-    const POW: u8 = evospike_schemas::ALIGNMENT.trailing_zeros() as u8;
-    AllocAlignment::new(POW).unwrap_or_default()
 }
 
 /// A Zenoh error's text without the source location Zenoh appends to it
@@ -102,27 +82,19 @@ impl ZenohTransport {
                 open_error(reason)
             }
         })?;
-        let shm = if config.shared_memory {
-            let size = config
-                .shm_pool_bytes
-                .next_multiple_of(evospike_schemas::ALIGNMENT);
-            let provider = ShmProviderBuilder::default_backend((size, pool_alignment()))
-                .wait()
-                .map_err(|err| {
-                    open_error(format!(
-                        "shared-memory pool of {} bytes: {err}",
-                        config.shm_pool_bytes
-                    ))
-                })?;
-            let idle = provider.available();
-            Some(Arc::new(ShmPool {
-                provider,
-                size,
-                idle,
-            }))
-        } else {
-            None
-        };
+        // Nothing is mapped yet: the pools are made when the first buffer is lent.
+        // A buffer is held by the subscription queues it waits in plus the one
+        // being read; room for four times that many lets the sender run ahead of
+        // the receivers' releases instead of collecting garbage at every send.
+        let shm = config.shared_memory.then(|| {
+            Arc::new(ShmPools::new(
+                config.shm_pool_bytes,
+                config
+                    .queue_capacity
+                    .saturating_add(2)
+                    .saturating_mul(IN_FLIGHT_FACTOR),
+            ))
+        });
         Ok(ZenohTransport { session, shm })
     }
 }
@@ -135,7 +107,7 @@ impl<T: Send + Sync + std::fmt::Debug> Declaration for Declared<T> {}
 struct ZenohPublisher {
     key: String,
     publisher: zenoh::pubsub::Publisher<'static>,
-    shm: Option<Arc<ShmPool>>,
+    shm: Option<Arc<ShmPools>>,
 }
 
 impl std::fmt::Debug for ZenohPublisher {
@@ -153,21 +125,22 @@ impl RawPublisher for ZenohPublisher {
     }
 
     fn loan(&self, len: usize) -> Result<SendBuf, BusError> {
-        let Some(pool) = self.shm.as_ref().filter(|pool| len > 0 && len <= pool.size) else {
-            // No pool, or a buffer the pool cannot hold: the network path.
+        let Some(pools) = self
+            .shm
+            .as_ref()
+            .filter(|pools| len > 0 && len <= pools.cap())
+        else {
+            // No shared memory, or a buffer larger than the cap: the network path.
             return Ok(SendBuf::Vec(vec![0; len]));
         };
-        pool.provider
+        pools
             .alloc(len)
-            // Block until receivers release buffers: back-pressure, never loss.
-            .with_policy::<BlockOn<GarbageCollect>>()
-            .wait()
             .map(SendBuf::Shm)
             .map_err(|err| BusError::ShmAlloc {
                 key: self.key.clone(),
                 len,
-                pool: pool.size,
-                reason: format!("{err:?}"),
+                pool: err.pool,
+                reason: err.reason,
             })
     }
 
@@ -356,13 +329,12 @@ impl Transport for ZenohTransport {
 
     fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<bool, BusError>> {
         Box::pin(async move {
-            let Some(pool) = &self.shm else {
+            let Some(pools) = &self.shm else {
                 return Ok(true);
             };
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
-                pool.provider.garbage_collect();
-                if pool.provider.available() >= pool.idle {
+                if pools.is_idle() {
                     return Ok(true);
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -371,6 +343,12 @@ impl Transport for ZenohTransport {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })
+    }
+
+    fn shm_pool_bytes(&self) -> usize {
+        self.shm
+            .as_ref()
+            .map_or(0, |pools| pools.sizes().iter().sum())
     }
 
     fn live_tokens<'a>(

@@ -196,8 +196,11 @@ pub async fn run_kind<K: NodeKind>(args: NodeArgs) -> Result<(), NodeError> {
     }
     // What reached this node, and how, and which steps it never got: the
     // multi-host tests check that payloads crossed the network rather than
-    // shared memory, and that every lost step was reported as a gap.
+    // shared memory, and that every lost step was reported as a gap; what it
+    // sent, and how many of those tensors were copied rather than computed in
+    // place (the zero-copy test checks none were).
     let stats = bus.receive_stats();
+    let sent = bus.send_stats();
     let count =
         |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
@@ -208,6 +211,10 @@ pub async fn run_kind<K: NodeKind>(args: NodeArgs) -> Result<(), NodeError> {
         in_place = stats.in_place,
         copies = stats.copies,
         shm = stats.shm,
+        sent = sent.sent,
+        loaned = sent.loaned,
+        send_copies = sent.copies,
+        shm_pool_bytes = bus.shm_pool_bytes(),
         "node {name} bus totals"
     );
     logging::flush().await;

@@ -72,6 +72,7 @@ pub(crate) async fn publish_metrics(
         );
         last = (Instant::now(), steps, spikes);
         let copies = bus.receive_stats();
+        let sent = bus.send_stats();
         let timestamp_unix_ns = now_ns();
         let sample = |name: &str, value: f64| MetricSample {
             timestamp_unix_ns,
@@ -102,6 +103,11 @@ pub(crate) async fn publish_metrics(
                 sample("bus_copies_total", copies.copies as f64),
                 sample("bus_bytes_copied_total", copies.bytes_copied as f64),
                 sample("bus_shm_total", copies.shm as f64),
+                sample("bus_sent_total", sent.sent as f64),
+                sample("bus_sent_loaned_total", sent.loaned as f64),
+                sample("bus_send_copies_total", sent.copies as f64),
+                sample("bus_send_bytes_copied_total", sent.bytes_copied as f64),
+                sample("bus_shm_pool_bytes", bus.shm_pool_bytes() as f64),
             ],
         };
         batch.samples.extend(

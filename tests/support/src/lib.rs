@@ -107,6 +107,14 @@ pub struct BusTotals {
     pub copies: u64,
     /// Arrived through shared memory.
     pub shm: u64,
+    /// Tensors sent.
+    pub sent: u64,
+    /// Sent from loaned buffers the node computed in (no copy).
+    pub loaned: u64,
+    /// Sent by serializing an owned tensor (one copy each).
+    pub send_copies: u64,
+    /// Shared memory the node held for its send buffers at the end.
+    pub shm_pool_bytes: u64,
 }
 
 /// The bus totals node `node` logged in `lines` (its last such line).
@@ -129,6 +137,10 @@ pub fn bus_totals(lines: &[String], node: &str) -> Option<BusTotals> {
         in_place: field("in_place")?,
         copies: field("copies")?,
         shm: field("shm")?,
+        sent: field("sent").unwrap_or(0),
+        loaned: field("loaned").unwrap_or(0),
+        send_copies: field("send_copies").unwrap_or(0),
+        shm_pool_bytes: field("shm_pool_bytes").unwrap_or(0),
     })
 }
 
@@ -363,7 +375,8 @@ mod tests {
         let lines = vec![
             "x".to_string(),
             "[layer1:err] 2026 INFO node layer1 bus totals steps=300 gaps=2 duplicates=0 \
-             received=298 in_place=280 copies=18 shm=0"
+             received=298 in_place=280 copies=18 shm=0 sent=300 loaned=299 send_copies=1 \
+             shm_pool_bytes=65536"
                 .to_string(),
         ];
         let totals = bus_totals(&lines, "layer1").unwrap();
@@ -376,7 +389,11 @@ mod tests {
                 received: 298,
                 in_place: 280,
                 copies: 18,
-                shm: 0
+                shm: 0,
+                sent: 300,
+                loaned: 299,
+                send_copies: 1,
+                shm_pool_bytes: 65536,
             }
         );
         assert!(bus_totals(&lines, "layer2").is_none());

@@ -13,7 +13,7 @@ use std::time::Duration;
 use evospike_plugin_api::{EncoderSpec, Params as PluginParams, PluginType};
 use evospike_schemas::contract::NodeTopics;
 use evospike_schemas::proto::HealthState;
-use evospike_schemas::{SpikeBody, SpikeTensor};
+use evospike_schemas::SpikeLayout;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -244,16 +244,13 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
         true => Some(node.spike_publisher(&labels_topic)?),
         false => None,
     };
-    let mut label = SpikeTensor::builder(node.name())
-        .shape([1])
-        .analog(vec![0.0])?;
+    let label_layout = SpikeLayout::analog(node.name(), &[1])?;
     let outputs = encoder.num_outputs();
-    let mut tensor = if encoder.analog() {
-        SpikeTensor::builder(node.name())
-            .shape([outputs as u32])
-            .analog(vec![0.0; outputs])?
+    // Each step is encoded straight into the shared-memory buffer that is sent.
+    let layout = if encoder.analog() {
+        SpikeLayout::analog(node.name(), &[outputs as u32])?
     } else {
-        SpikeTensor::zeros(node.name(), &[outputs as u32])?
+        SpikeLayout::bitset(node.name(), &[outputs as u32])?
     };
     tracing::info!(%source, samples = samples.len(), encoder = %encoder_name, outputs = encoder.num_outputs(), topic = %publisher.key(), "node {} (encoder) ready", node.name());
     if !super::wait_for_downstream(&node, &publisher, wait_s).await? {
@@ -276,11 +273,11 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
         encoder.set_sample(&sample.values);
         if let (Some(publisher), Some(value)) = (label_publisher.as_mut(), sample.label) {
             if max_steps.is_none_or(|max| step < max) {
-                if let SpikeBody::Analog(values) = &mut label.body {
+                let mut loan = publisher.loan(&label_layout)?;
+                if let Some(values) = loan.analog_mut() {
                     values[0] = value as f32;
                 }
-                label.header.step = step;
-                publisher.publish(&mut label)?;
+                loan.publish(step)?;
             }
         }
         for t in 0..steps_per_sample {
@@ -293,20 +290,18 @@ async fn run(node: Node, params: EncoderParams) -> Result<(), NodeError> {
                     () = node.stopped() => break 'run,
                 }
             }
-            let active = match &mut tensor.body {
-                SpikeBody::Analog(values) => {
-                    encoder.encode_step_analog(t, values);
-                    values.iter().filter(|&&v| v != 0.0).count() as u64
-                }
-                SpikeBody::Bitset(words) => {
-                    words.fill(0);
-                    encoder.encode_step(t, words);
-                    words.iter().map(|w| w.count_ones() as u64).sum::<u64>()
-                }
-                _ => unreachable!("built as a bitset or analog tensor"),
+            let mut loan = publisher.loan(&layout)?;
+            let active = if let Some(words) = loan.bitset_mut() {
+                words.fill(0);
+                encoder.encode_step(t, words);
+                words.iter().map(|w| w.count_ones() as u64).sum::<u64>()
+            } else if let Some(values) = loan.analog_mut() {
+                encoder.encode_step_analog(t, values);
+                values.iter().filter(|&&v| v != 0.0).count() as u64
+            } else {
+                unreachable!("a bitset or analog layout")
             };
-            tensor.header.step = step;
-            publisher.publish(&mut tensor)?;
+            loan.publish(step)?;
             node.metrics().steps.fetch_add(1, Ordering::Relaxed);
             node.metrics().spikes.fetch_add(active, Ordering::Relaxed);
             step += 1;

@@ -23,7 +23,7 @@ use evospike_plugin_api::{
 };
 use evospike_schemas::contract::NodeTopics;
 use evospike_schemas::proto::HealthState;
-use evospike_schemas::{SpikeBody, SpikeTensor};
+use evospike_schemas::SpikeLayout;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -415,13 +415,13 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
     }
 
     let mut current = vec![0.0f32; size];
-    let mut spikes_out = vec![0u64; evospike_compute::spikes::spike_words_len(size)];
-    let mut out = match publish {
-        Publish::Spikes => SpikeTensor::zeros(node.name(), &[size as u32])?,
-        Publish::Membrane => SpikeTensor::builder(node.name())
-            .shape([size as u32])
-            .analog(vec![0.0; size])?,
+    // Spikes are computed straight into the shared-memory buffer that is sent (no
+    // copy); a membrane layer's spikes stay here and its `v` goes into the buffer.
+    let layout = match publish {
+        Publish::Spikes => SpikeLayout::bitset(node.name(), &[size as u32])?,
+        Publish::Membrane => SpikeLayout::analog(node.name(), &[size as u32])?,
     };
+    let mut spikes_here = vec![0u64; evospike_compute::spikes::spike_words_len(size)];
     let mut deliveries: Vec<Option<Delivery>> = (0..wired.len()).map(|_| None).collect();
     let mut t = start;
     while max_steps.is_none_or(|max| t < max) {
@@ -439,9 +439,10 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
                 .filter_map(|w| w.projection.as_mut())
                 .for_each(Projection::reset);
         }
-        let out_words: &mut [u64] = match &mut out.body {
-            SpikeBody::Bitset(words) => words,
-            _ => &mut spikes_out,
+        let mut loan = publisher.loan(&layout)?;
+        let out_words: &mut [u64] = match loan.bitset_mut() {
+            Some(words) => words,
+            None => &mut spikes_here,
         };
         step_layer(
             backend.as_ref(),
@@ -453,11 +454,10 @@ async fn run(node: Node, params: LayerParams) -> Result<(), NodeError> {
             out_words,
         )?;
         let active = out_words.iter().map(|w| w.count_ones() as u64).sum::<u64>();
-        if let (SpikeBody::Analog(values), Some(v)) = (&mut out.body, layer.state("v")) {
+        if let (Some(values), Some(v)) = (loan.analog_mut(), layer.state("v")) {
             values.copy_from_slice(v);
         }
-        out.header.step = t;
-        publisher.publish(&mut out)?;
+        loan.publish(t)?;
         deliveries.iter_mut().for_each(|d| *d = None);
         node.metrics().steps.fetch_add(1, Ordering::Relaxed);
         node.metrics().spikes.fetch_add(active, Ordering::Relaxed);
