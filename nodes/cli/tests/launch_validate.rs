@@ -80,7 +80,7 @@ fn unknown_node_kind() {
         "bad_kind.yaml",
         &[
             &format!(
-                "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout, train, registry",
+                "{}nodes[0].kind: unknown node kind `toaster` (kinds: router, encoder, layer, readout, train, train_worker, registry",
                 at("bad_kind.yaml", 4)
             ),
             // Every kind is named, the services too.
