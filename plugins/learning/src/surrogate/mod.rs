@@ -266,6 +266,8 @@ pub struct SurrogateGradient {
     epoch: u32,
     batch: u32,
     running: Running,
+    /// The current batch's plan, kept so that a training step allocates nothing.
+    plan: BatchPlan,
     ws: Workspace,
     x: Vec<f32>,
     labels: Vec<u32>,
@@ -360,6 +362,7 @@ impl SurrogateGradient {
         let grads = weights.iter().map(|w| vec![0.0; w.len()]).collect();
         let moments = weights.iter().map(|w| Moments::zeros(w.len())).collect();
         let ws = Workspace::new(&shape, config.batch);
+        let plan = BatchPlan::with_capacity(config.batch);
         Ok(Self {
             x: vec![0.0; config.batch * spec.input_size],
             labels: Vec::with_capacity(config.batch),
@@ -381,6 +384,7 @@ impl SurrogateGradient {
             epoch: 0,
             batch: 0,
             running: Running::default(),
+            plan,
             ws,
             backend,
         })
@@ -439,20 +443,32 @@ impl SurrogateGradient {
 
     /// Batch `batch` of epoch `epoch`, given that epoch's [`epoch_order`].
     pub fn plan(&self, order: &[usize], epoch: u32, batch: u32) -> BatchPlan {
+        let mut plan = BatchPlan::with_capacity(self.config.batch);
+        self.plan_into(order, epoch, batch, &mut plan);
+        plan
+    }
+
+    /// [`plan`](Self::plan) into `plan`'s buffers (no allocation once they are
+    /// large enough).
+    fn plan_into(&self, order: &[usize], epoch: u32, batch: u32, plan: &mut BatchPlan) {
         let b = self.config.batch;
         let start = (batch as usize * b).min(order.len());
-        let indices = order[start..(start + b).min(order.len())].to_vec();
-        let augmented = self.shift > 0 && self.spec.input_shape.len() == 2;
-        let shifts = if augmented {
-            step::draw_shifts(self.spec.seed, epoch, batch, indices.len(), self.shift)
-        } else {
-            Vec::new()
-        };
-        BatchPlan {
-            epoch,
-            batch,
-            indices,
-            shifts,
+        plan.epoch = epoch;
+        plan.batch = batch;
+        plan.indices.clear();
+        plan.indices
+            .extend_from_slice(&order[start..(start + b).min(order.len())]);
+        plan.shifts.clear();
+        if self.shift > 0 && self.spec.input_shape.len() == 2 {
+            let rows = plan.indices.len();
+            step::draw_shifts(
+                self.spec.seed,
+                epoch,
+                batch,
+                rows,
+                self.shift,
+                &mut plan.shifts,
+            );
         }
     }
 
@@ -601,8 +617,11 @@ impl SurrogateGradient {
         let mut completed = true;
         while self.batch < batches {
             let started = Instant::now();
-            let plan = self.plan(&order, self.epoch, self.batch);
-            let stats = source.gradient(self, data, &plan)?;
+            let mut plan = std::mem::take(&mut self.plan);
+            self.plan_into(&order, self.epoch, self.batch, &mut plan);
+            let stats = source.gradient(self, data, &plan);
+            self.plan = plan;
+            let stats = stats?;
             if stats.rows == 0 {
                 return Err(failed(format!(
                     "no gradient for epoch {} batch {}",

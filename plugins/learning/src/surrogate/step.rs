@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use super::{sub_seed, BatchLoss, SurrogateGradient};
 
 /// The samples of one mini-batch and the shift each is presented with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchPlan {
     /// The epoch (from 0).
     pub epoch: u32,
@@ -37,6 +37,15 @@ pub struct BatchPlan {
 }
 
 impl BatchPlan {
+    /// An empty plan with room for `batch` samples.
+    pub fn with_capacity(batch: usize) -> BatchPlan {
+        BatchPlan {
+            indices: Vec::with_capacity(batch),
+            shifts: Vec::with_capacity(batch),
+            ..BatchPlan::default()
+        }
+    }
+
     /// Samples in the batch.
     pub fn len(&self) -> usize {
         self.indices.len()
@@ -66,20 +75,19 @@ pub fn epoch_order(seed: u64, epoch: u32, samples: usize) -> Vec<usize> {
     order
 }
 
-/// Draws a batch's shifts in `[-max, max]²`, one pair per sample in order (the
-/// same sequence whoever draws it).
+/// Draws a batch's shifts in `[-max, max]²` into `out`, one pair per sample in
+/// order (the same sequence whoever draws it).
 pub(crate) fn draw_shifts(
     seed: u64,
     epoch: u32,
     batch: u32,
     rows: usize,
     max: u32,
-) -> Vec<(i64, i64)> {
+    out: &mut Vec<(i64, i64)>,
+) {
     let mut rng = StdRng::seed_from_u64(sub_seed(seed, &[2, u64::from(epoch), u64::from(batch)]));
     let k = i64::from(max);
-    (0..rows)
-        .map(|_| (rng.random_range(-k..=k), rng.random_range(-k..=k)))
-        .collect()
+    out.extend((0..rows).map(|_| (rng.random_range(-k..=k), rng.random_range(-k..=k))));
 }
 
 /// What one gradient computation saw.
