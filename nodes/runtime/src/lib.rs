@@ -30,7 +30,7 @@
 //! use serde_json::json;
 //!
 //! let kinds = NodeKinds::builtin();
-//! assert_eq!(kinds.names(), ["router", "encoder", "layer", "readout", "train"]);
+//! assert_eq!(kinds.names(), ["router", "encoder", "layer", "readout", "train", "train_worker"]);
 //! let params = json!({"size": 100, "inputs": [{"topic": "encoder/spikes", "p": 2.0}]});
 //! let err = kinds.get("layer").unwrap().check("l1", params.as_object().unwrap()).unwrap_err();
 //! assert_eq!(
