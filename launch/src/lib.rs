@@ -59,6 +59,7 @@ mod plan;
 mod process;
 mod schema;
 pub mod security;
+pub use process::die_with_parent;
 mod subst;
 mod supervise;
 

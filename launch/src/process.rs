@@ -29,15 +29,19 @@ pub(crate) fn spawn(spec: &NodeSpec) -> io::Result<tokio::process::Child> {
         .process_group(0);
     let launcher = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec; it only makes
-    // async-signal-safe syscalls and allocates nothing (see `die_with_launcher`).
+    // async-signal-safe syscalls and allocates nothing (see `die_with_parent`).
     unsafe {
-        command.pre_exec(move || die_with_launcher(launcher));
+        command.pre_exec(move || die_with_parent(launcher));
     }
     command.spawn()
 }
 
-/// In the child between fork and exec: ask for SIGKILL when the launcher dies.
-fn die_with_launcher(launcher: libc::pid_t) -> io::Result<()> {
+/// In a child between fork and exec (`CommandExt::pre_exec`): ask for SIGKILL
+/// when `parent` (the process that forked it) dies. `Err` when the parent has
+/// already died, so that no orphan starts. Async-signal-safe; allocates nothing.
+/// The launcher, the training service, the inference service and the
+/// data-parallel coordinator start their children with it.
+pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only; it touches no memory of ours.
     let set = unsafe {
         libc::prctl(
@@ -51,10 +55,10 @@ fn die_with_launcher(launcher: libc::pid_t) -> io::Result<()> {
     if set == -1 {
         return Err(io::Error::last_os_error());
     }
-    // If the launcher died between fork and prctl, the death signal was
+    // If the parent died between fork and prctl, the death signal was
     // missed: do not start an orphan. (`from_raw_os_error` does not allocate.)
     // SAFETY: getppid cannot fail and has no preconditions.
-    if unsafe { libc::getppid() } != launcher {
+    if unsafe { libc::getppid() } != parent {
         return Err(io::Error::from_raw_os_error(libc::ESRCH));
     }
     Ok(())

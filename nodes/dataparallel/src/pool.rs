@@ -77,7 +77,7 @@ impl Pool {
         // async-signal-safe syscalls (prctl, getppid), allocating nothing.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-                die_with(coordinator)
+                evospike_launch::die_with_parent(coordinator)
             });
         }
         self.children[index] = Some(command.spawn()?);
@@ -99,27 +99,4 @@ impl Drop for Pool {
             self.kill(index);
         }
     }
-}
-
-/// In the worker between fork and exec: SIGKILL when the coordinator dies.
-fn die_with(coordinator: libc::pid_t) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only; it touches no memory of ours.
-    let set = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
-    if set == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: getppid cannot fail and has no preconditions.
-    if unsafe { libc::getppid() } != coordinator {
-        // The coordinator died between fork and prctl: start no orphan.
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-    }
-    Ok(())
 }
