@@ -874,9 +874,20 @@ fn a_cache_of_one_serves_a_burst_for_two_models_and_a_full_queue_answers_503() {
             &format!("{small_url}/infer"),
             &json!({"model_id": "digits-a", "inputs": {"pixels": samples[2]}}),
         );
+        // Both batches may also reach the queue before the worker takes the
+        // first (a busy machine): the second is then refused, and the attempt
+        // proves nothing either.
+        let mut both_queued = false;
         for batch in batches {
             let batch = batch.join().unwrap();
-            assert_eq!(batch.status, 200, "{}", batch.text);
+            if batch.status == 503 && batch.text.contains("queue is full") {
+                both_queued = true;
+            } else {
+                assert_eq!(batch.status, 200, "{}", batch.text);
+            }
+        }
+        if both_queued {
+            continue;
         }
         if full.status == 503 {
             refused(&full, 503, "queue is full");
