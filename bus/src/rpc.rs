@@ -14,6 +14,7 @@ use evospike_schemas::proto::{
 };
 use evospike_schemas::WIRE_VERSION;
 use prost::{Message, Name};
+use tracing::Instrument as _;
 
 use crate::bus::Declared;
 use crate::transport::Query;
@@ -46,6 +47,16 @@ pub struct Call {
     pub caller: String,
     /// The originating request's ID (an HTTP `x-request-id`), empty when none.
     pub trace_id: String,
+}
+
+/// The span a served call runs in: what it logs names the originating request
+/// ID and the caller (no span when the call carries no request ID).
+fn call_span(call: &Call) -> tracing::Span {
+    if call.trace_id.is_empty() {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!("call", request_id = %call.trace_id, caller = %call.caller)
+    }
 }
 
 /// Decodes a query's envelope and request: the request and its call context, or
@@ -106,6 +117,16 @@ fn answer<Resp: Message + Name>(
     id: u64,
     result: Result<Resp, ErrorReply>,
 ) {
+    // A refused call is logged like a failed HTTP request (in the call's span:
+    // with the originating request ID); a served one is only answered.
+    if let Err(error) = &result {
+        tracing::info!(
+            service = %query.key(),
+            code = ?error.code(),
+            error = %error.message,
+            "call failed"
+        );
+    }
     let bytes = reply_bytes(
         id,
         responder,
@@ -137,7 +158,10 @@ impl Bus {
         let queryable = self.transport().declare_queryable(
             key,
             Arc::new(move |query: Query| match open_request::<Req>(&query) {
-                Ok((id, request, _)) => answer(query, &responder, id, handler(request)),
+                Ok((id, request, call)) => {
+                    let _span = call_span(&call).entered();
+                    answer(query, &responder, id, handler(request));
+                }
                 Err((id, error)) => answer::<Resp>(query, &responder, id, Err(error)),
             }),
         )?;
@@ -173,11 +197,15 @@ impl Bus {
             key,
             Arc::new(move |query: Query| match open_request::<Req>(&query) {
                 Ok((id, request, call)) => {
-                    let pending = handler(request, call);
+                    let span = call_span(&call);
+                    let pending = span.in_scope(|| handler(request, call));
                     let responder = responder.clone();
-                    runtime.spawn(async move {
-                        answer(query, &responder, id, pending.await);
-                    });
+                    runtime.spawn(
+                        async move {
+                            answer(query, &responder, id, pending.await);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err((id, error)) => answer::<Resp>(query, &responder, id, Err(error)),
             }),

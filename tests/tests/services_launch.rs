@@ -137,13 +137,16 @@ fn services_answer(secured: bool) {
 
     // Inference asks the registry over the bus: an unknown model is the
     // registry's 404, not a timeout.
+    let trace = "trace-services-launch-1";
     let mut reply = agent
         .post(&format!("{gateway}/inference/load_model/no_such_model"))
         .header("Content-Type", "application/json")
+        .header("x-request-id", trace)
         .send("{}")
         .unwrap();
     let body = reply.body_mut().read_to_string().unwrap();
     assert_eq!(reply.status().as_u16(), 404, "{body}");
+    assert!(body.contains(trace), "{body}");
 
     // The log consumer stored the services' start-up.
     let log = |user: &[String]| {
@@ -157,6 +160,25 @@ fn services_answer(secured: bool) {
         String::from_utf8_lossy(&log(&tool_user).stdout).contains("serving http://")
     })
     .expect("`evospike log` shows the registry's start");
+    // The request ID travelled from the gateway over the bus to inference and on
+    // to the registry, and each of them logged the request under it.
+    let mut traced = String::new();
+    evospike_testkit::wait_until(Duration::from_secs(10), || {
+        let output = Command::new(workspace_bin("evospike"))
+            .args(["log", "--connect", &router])
+            .args(&tool_user)
+            .output()
+            .unwrap();
+        traced = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("request_id={trace}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        ["gateway:", "inference:", "registry:"]
+            .iter()
+            .all(|node| traced.contains(node))
+    })
+    .unwrap_or_else(|_| panic!("the gateway, inference and the registry log {trace}:\n{traced}"));
     if secured {
         // Valid credentials of a service whose kind never asks the log
         // consumer: the router does not deliver its query.

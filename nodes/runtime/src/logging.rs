@@ -1,6 +1,11 @@
 //! Logging: readable lines on stderr (filtered by `RUST_LOG`, default
 //! [`DEFAULT_FILTER`]), and the same events published as [`LogRecord`]s on the
 //! node's log topic.
+//!
+//! A record carries the fields of its event and of the spans it happened in
+//! (the innermost span's value wins, the event's own over any span's): a
+//! handler running inside the span a service opens for each request (its
+//! `request_id`) logs that ID without naming it.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,7 +16,9 @@ use evospike_bus::Bus;
 use evospike_schemas::proto::{LogLevel, LogRecord};
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
+use tracing::span;
 use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -28,7 +35,7 @@ static SENDER: OnceLock<mpsc::Sender<LogRecord>> = OnceLock::new();
 /// was already installed.
 pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    if SENDER.set(tx).is_err() {
+    if SENDER.set(tx.clone()).is_err() {
         return None;
     }
     // Zenoh's own warnings name its source files and repeat what the bus reports
@@ -45,7 +52,7 @@ pub fn init_logging() -> Option<mpsc::Receiver<LogRecord>> {
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(stderr)
-        .with(BusLayer.with_filter(bus_filter));
+        .with(BusLayer { sender: tx }.with_filter(bus_filter));
     if registry.try_init().is_err() {
         return None;
     }
@@ -72,7 +79,10 @@ pub async fn forward_logs(bus: Bus, node: String, mut records: mpsc::Receiver<Lo
     }
 }
 
-struct BusLayer;
+/// Turns events into [`LogRecord`]s for the bus.
+struct BusLayer {
+    sender: mpsc::Sender<LogRecord>,
+}
 
 #[derive(Default)]
 struct Fields {
@@ -110,11 +120,33 @@ fn level(level: &tracing::Level) -> LogLevel {
     }
 }
 
-impl<S: tracing::Subscriber> Layer<S> for BusLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let Some(sender) = SENDER.get() else { return };
+impl<S> Layer<S> for BusLayer
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if !fields.fields.is_empty() {
+            span.extensions_mut().insert(SpanFields(fields.fields));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // Innermost span first: a field already set stays.
+        for span in ctx.event_scope(event).into_iter().flatten() {
+            if let Some(SpanFields(inherited)) = span.extensions().get::<SpanFields>() {
+                for (name, value) in inherited {
+                    fields
+                        .fields
+                        .entry(name.clone())
+                        .or_insert_with(|| value.clone());
+                }
+            }
+        }
         let record = LogRecord {
             timestamp_unix_ns: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -126,9 +158,12 @@ impl<S: tracing::Subscriber> Layer<S> for BusLayer {
             fields: fields.fields,
         };
         // Full queue: the record still reached stderr; the bus copy is dropped.
-        let _ = sender.try_send(record);
+        let _ = self.sender.try_send(record);
     }
 }
+
+/// The fields a span was opened with, kept for the records of its events.
+struct SpanFields(HashMap<String, String>);
 
 /// Waits (at most half a second) until the queued records have been handed to the bus.
 pub async fn flush() {
@@ -136,5 +171,46 @@ pub async fn flush() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
     while sender.capacity() < sender.max_capacity() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The records a closure's events make, through a [`BusLayer`] of its own.
+    fn records_of(f: impl FnOnce()) -> Vec<LogRecord> {
+        let (sender, mut receiver) = mpsc::channel(16);
+        let subscriber = tracing_subscriber::registry().with(BusLayer { sender });
+        tracing::subscriber::with_default(subscriber, f);
+        std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_record_carries_the_fields_of_the_spans_it_happened_in() {
+        let records = records_of(|| {
+            let request = tracing::info_span!("request", request_id = "r-1", route = "/infer");
+            let _request = request.enter();
+            let call = tracing::info_span!("call", caller = "gateway", route = "inner");
+            let _call = call.enter();
+            tracing::info!(model = "m", "loading model");
+            tracing::warn!(request_id = "own", "an event's own field wins");
+        });
+        assert_eq!(records.len(), 2);
+        let fields = &records[0].fields;
+        assert_eq!(records[0].message, "loading model");
+        assert_eq!(fields["model"], "m");
+        assert_eq!(fields["request_id"], "r-1");
+        assert_eq!(fields["caller"], "gateway");
+        assert_eq!(fields["route"], "inner", "the innermost span wins");
+        assert_eq!(records[1].fields["request_id"], "own");
+    }
+
+    #[test]
+    fn outside_any_span_a_record_has_only_its_own_fields() {
+        let records = records_of(|| tracing::info!(n = 3, "alone"));
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].fields.len(), 1);
+        assert_eq!(records[0].fields["n"], "3");
     }
 }

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::error::ErrorMessage;
 use crate::{ApiError, Metrics, ServiceConfig, REQUEST_ID_HEADER};
@@ -77,15 +78,17 @@ pub(crate) async fn common(State(shared): State<Shared>, mut req: Request, next:
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let exempt = route == "/health" || route == "/metrics";
 
+    // What the handler logs names the request (see evospike_node's logging).
+    let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     shared.metrics.started();
     let response = match shared.slots.clone().try_acquire_owned() {
         Ok(permit) => {
-            let response = next.run(req).await;
+            let response = next.run(req).instrument(span).await;
             drop(permit);
             response
         }
-        Err(_) if exempt => next.run(req).await,
+        Err(_) if exempt => next.run(req).instrument(span).await,
         Err(_) => ApiError::unavailable(
             format!("{} is overloaded; retry shortly", shared.service),
             1,
@@ -97,18 +100,31 @@ pub(crate) async fn common(State(shared): State<Shared>, mut req: Request, next:
     shared
         .metrics
         .finished(&method, &route, status.as_u16(), started.elapsed());
-    tracing::info!(
-        request_id = %id,
-        %method,
-        %path,
-        status = status.as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "request"
-    );
+    access_log(&id, &method, &path, status, started.elapsed());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// The request's log line: a failed request at `warn` (5xx) or `info` (4xx),
+/// a successful one at `debug`. Every request is counted in the metrics; logging
+/// each success too would cost more CPU than serving it when a service answers
+/// thousands a second (each line is written to stderr, published on the bus and
+/// stored by the log consumer). `RUST_LOG=info,evospike_http=debug` logs them all.
+fn access_log(id: &str, method: &str, path: &str, status: StatusCode, took: Duration) {
+    let ms = took.as_secs_f64() * 1e3;
+    let status = status.as_u16();
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(request_id = %id, %method, %path, status, ms, "request")
+        };
+    }
+    match status {
+        500.. => line!(warn),
+        400..=499 => line!(info),
+        _ => line!(debug),
+    }
 }
 
 /// Gives every error response the one error shape, whatever produced it.
