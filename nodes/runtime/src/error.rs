@@ -120,3 +120,23 @@ impl NodeError {
         }
     }
 }
+
+/// Turns a service node's start-up failure into [`NodeError::Service`]:
+/// `store.open().or_fail("registry", "open its store")?`.
+pub trait OrFail<T> {
+    /// The error of `service` failing to do `action` (e.g. `open its store in /var/lib/registry`).
+    ///
+    /// # Errors
+    /// [`NodeError::Service`] with the original error as its source.
+    fn or_fail(self, service: &'static str, action: impl Into<String>) -> Result<T, NodeError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> OrFail<T> for Result<T, E> {
+    fn or_fail(self, service: &'static str, action: impl Into<String>) -> Result<T, NodeError> {
+        self.map_err(|source| NodeError::Service {
+            service,
+            action: action.into(),
+            source: Box::new(source),
+        })
+    }
+}

@@ -54,7 +54,7 @@ pub mod sync;
 pub mod throttle;
 
 pub use args::{ArgsError, BusArgs, NodeArgs};
-pub use error::NodeError;
+pub use error::{NodeError, OrFail};
 pub use kind::{run_kind, KindEntry, NodeKind, NodeKinds};
 pub use plugins::PluginSettings;
 

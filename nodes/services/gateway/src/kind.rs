@@ -9,7 +9,7 @@ use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::HealthState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::api::App;
 use crate::directory::Directory;
 use crate::middleware::Chain;
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "gateway";
 
 /// The gateway's documented port.
 pub const DEFAULT_PORT: u16 = 8000;
@@ -70,16 +73,8 @@ impl Params for GatewayParams {
     }
 }
 
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "gateway",
-        action,
-        source: Box::new(source),
-    }
-}
-
 impl NodeKind for GatewayKind {
-    const NAME: &'static str = "gateway";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the API gateway: routes /{service}/{path} over the bus to healthy service instances (port 8000)";
     type Params = GatewayParams;
@@ -94,10 +89,9 @@ impl NodeKind for GatewayKind {
     }
 
     async fn run(node: Node, params: GatewayParams) -> Result<(), NodeError> {
-        let config = ServiceConfig::from_env(DEFAULT_PORT)
-            .map_err(|e| failed("read its settings".into(), e))?;
-        let chain = Chain::start(&params.plugins)
-            .map_err(|e| failed("set up its middleware plugins".into(), e))?;
+        let config = ServiceConfig::from_env(DEFAULT_PORT).or_fail(SERVICE, "read its settings")?;
+        let chain =
+            Chain::start(&params.plugins).or_fail(SERVICE, "set up its middleware plugins")?;
         tracing::info!(middleware = ?chain.names(), "middleware chain");
         let directory = Arc::new(Directory::new(
             node.bus().clone(),
@@ -113,12 +107,9 @@ impl NodeKind for GatewayKind {
             Duration::from_millis(params.probe_ms),
         ));
         let service = crate::api::service(app, config.clone(), chain);
-        let listener = evospike_http::bind(&config)
+        let (listener, addr) = evospike_http::listen(&config)
             .await
-            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| failed("read its address".into(), e))?;
+            .or_fail(SERVICE, "open its HTTP port")?;
         tracing::info!("node {} (gateway) serving http://{addr}", node.name());
         node.set_state(HealthState::Active);
         let node = Arc::new(node);
@@ -128,6 +119,6 @@ impl NodeKind for GatewayKind {
         };
         let result = evospike_http::serve(listener, service.into_router(), stop).await;
         prober.abort();
-        result.map_err(|e| failed("serve HTTP".into(), e))
+        result.or_fail(SERVICE, "serve HTTP")
     }
 }

@@ -194,6 +194,21 @@ pub async fn bind(config: &ServiceConfig) -> Result<tokio::net::TcpListener, Htt
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
+/// [`bind`], and the address it got (the port chosen when `SERVICE_PORT=0`).
+///
+/// # Errors
+/// [`HttpError::Bind`] when the address is taken, not local, or unreadable.
+pub async fn listen(
+    config: &ServiceConfig,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), HttpError> {
+    let listener = bind(config).await?;
+    let addr = listener.local_addr().map_err(|source| HttpError::Bind {
+        addr: config.addr(),
+        source,
+    })?;
+    Ok((listener, addr))
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish.
 ///

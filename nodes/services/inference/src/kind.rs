@@ -10,7 +10,7 @@ use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::HealthState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ use crate::distributed::PipelineSettings;
 use crate::neurons::Neurons;
 use crate::service::Settings;
 use crate::Inference;
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "inference";
 
 /// The inference service's documented port.
 pub const DEFAULT_PORT: u16 = 8002;
@@ -147,16 +150,8 @@ pub fn cache_size(
     }
 }
 
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "inference",
-        action,
-        source: Box::new(source),
-    }
-}
-
 impl NodeKind for InferenceKind {
-    const NAME: &'static str = "inference";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the inference service: models from the registry, cached and batched, over HTTP (port 8002)";
     type Params = InferenceParams;
@@ -171,15 +166,14 @@ impl NodeKind for InferenceKind {
     }
 
     async fn run(node: Node, params: InferenceParams) -> Result<(), NodeError> {
-        let config = ServiceConfig::from_env(DEFAULT_PORT)
-            .map_err(|e| failed("read its settings".into(), e))?;
-        let cache_size = cache_size(|name| std::env::var(name).ok())
-            .map_err(|e| failed("read its settings".into(), e))?;
+        let config = ServiceConfig::from_env(DEFAULT_PORT).or_fail(SERVICE, "read its settings")?;
+        let cache_size =
+            cache_size(|name| std::env::var(name).ok()).or_fail(SERVICE, "read its settings")?;
         let backend: Arc<dyn evospike_compute::Backend> = evospike_compute::backend_from_env()
-            .map_err(|e| failed("open its compute device (DEVICE)".into(), e))?
+            .or_fail(SERVICE, "open its compute device (DEVICE)")?
             .into();
-        let neurons = Neurons::new(node.plugin_dirs())
-            .map_err(|e| failed("discover the NEURON plugins".into(), e))?;
+        let neurons =
+            Neurons::new(node.plugin_dirs()).or_fail(SERVICE, "discover the NEURON plugins")?;
         // The nodes of distributed models run on this executable (as the
         // launcher's `kind:` nodes do), or on `EVOSPIKE_EXE`.
         let exe = match std::env::var_os(evospike_schemas::contract::env::EXE) {
@@ -209,12 +203,9 @@ impl NodeKind for InferenceKind {
             ))
         });
         inference.publish_metrics();
-        let listener = evospike_http::bind(&config)
+        let (listener, addr) = evospike_http::listen(&config)
             .await
-            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| failed("read its address".into(), e))?;
+            .or_fail(SERVICE, "open its HTTP port")?;
         let _queryables = crate::bus::serve_all(node.bus(), node.name(), &inference)?;
         tracing::info!(
             device = backend.name(),
@@ -247,7 +238,7 @@ impl NodeKind for InferenceKind {
             evospike_http::serve_service(node.bus(), node.name(), service, listener, stop).await;
         refresh.abort();
         inference.shutdown().await;
-        result.map_err(|e| failed("serve HTTP".into(), e))
+        result.or_fail(SERVICE, "serve HTTP")
     }
 }
 

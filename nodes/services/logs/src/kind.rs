@@ -10,12 +10,15 @@ use evospike_bus::MessageSubscriber;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::HealthState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{LogError, LogStore};
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "logs";
 
 /// The `logs` kind.
 #[derive(Debug)]
@@ -56,19 +59,11 @@ impl Params for LogsParams {
     }
 }
 
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "logs",
-        action,
-        source: Box::new(source),
-    }
-}
-
 /// Records written at once at most.
 const BATCH: usize = 1024;
 
 impl NodeKind for LogsKind {
-    const NAME: &'static str = "logs";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the log consumer: stores the log records of every node and serves them to `evospike log`";
     type Params = LogsParams;
@@ -90,8 +85,8 @@ impl NodeKind for LogsKind {
         };
         let store = opening
             .await
-            .map_err(|e| failed("open its store".into(), e))?
-            .map_err(|e| failed(format!("open its store in {}", dir.display()), e))?;
+            .or_fail(SERVICE, "open its store")?
+            .or_fail(SERVICE, format!("open its store in {}", dir.display()))?;
         let store = Arc::new(Mutex::new(store));
         let bus = node.bus().clone();
         let subscriber: MessageSubscriber<LogRecord> =

@@ -12,7 +12,7 @@ use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::{HealthState, HttpRequest, MetricBatch, MetricSample};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::{Alerts, Rule, RuleParams};
 use crate::plugins::MonitorPlugins;
 use crate::state::{Monitor, Source};
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "monitoring";
 
 /// The monitoring service's documented port.
 pub const DEFAULT_PORT: u16 = 8004;
@@ -100,14 +103,6 @@ impl Params for MonitoringParams {
                 );
             }
         }
-    }
-}
-
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "monitoring",
-        action,
-        source: Box::new(source),
     }
 }
 
@@ -250,7 +245,7 @@ async fn watch(watched: Watched, every: Duration) {
 }
 
 impl NodeKind for MonitoringKind {
-    const NAME: &'static str = "monitoring";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the monitoring service: every node's metrics from the bus, alerts, Prometheus /metrics, dashboard data (port 8004)";
     type Params = MonitoringParams;
@@ -266,8 +261,7 @@ impl NodeKind for MonitoringKind {
     }
 
     async fn run(node: Node, params: MonitoringParams) -> Result<(), NodeError> {
-        let config = ServiceConfig::from_env(DEFAULT_PORT)
-            .map_err(|e| failed("read its settings".into(), e))?;
+        let config = ServiceConfig::from_env(DEFAULT_PORT).or_fail(SERVICE, "read its settings")?;
         let mut rules: Vec<Rule> = params.rules.into_iter().map(Rule::Metric).collect();
         if params.builtin_rules {
             rules.extend(Rule::builtin());
@@ -278,7 +272,7 @@ impl NodeKind for MonitoringKind {
             bus.message_subscriber(&bus.keys().all("metric"))?;
         let plugins = Arc::new(
             MonitorPlugins::start(&params.plugins)
-                .map_err(|e| failed("start its monitoring plugins".into(), e))?,
+                .or_fail(SERVICE, "start its monitoring plugins")?,
         );
         if !plugins.names().is_empty() {
             tracing::info!(plugins = ?plugins.names(), topics = ?params.spike_topics, "monitoring plugins");
@@ -299,12 +293,9 @@ impl NodeKind for MonitoringKind {
         };
         let watcher = tokio::spawn(watch(watched, Duration::from_millis(params.interval_ms)));
         let service = crate::api::service(monitor, bus.clone(), training, config.clone());
-        let listener = evospike_http::bind(&config)
+        let (listener, addr) = evospike_http::listen(&config)
             .await
-            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| failed("read its address".into(), e))?;
+            .or_fail(SERVICE, "open its HTTP port")?;
         tracing::info!("node {} (monitoring) serving http://{addr}", node.name());
         node.set_state(HealthState::Active);
         let node = Arc::new(node);
@@ -318,6 +309,6 @@ impl NodeKind for MonitoringKind {
         for task in spike_watchers {
             task.abort();
         }
-        result.map_err(|e| failed("serve HTTP".into(), e))
+        result.or_fail(SERVICE, "serve HTTP")
     }
 }

@@ -10,13 +10,16 @@ use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::HealthState;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Limits;
 use crate::Registry;
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "registry";
 
 /// The registry's documented port.
 pub const DEFAULT_PORT: u16 = 8003;
@@ -55,16 +58,8 @@ impl Params for RegistryParams {
     }
 }
 
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "registry",
-        action,
-        source: Box::new(source),
-    }
-}
-
 impl NodeKind for RegistryKind {
-    const NAME: &'static str = "registry";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the model registry service: versioned models and their files over HTTP (port 8003)";
     type Params = RegistryParams;
@@ -77,26 +72,25 @@ impl NodeKind for RegistryKind {
     }
 
     async fn run(node: Node, params: RegistryParams) -> Result<(), NodeError> {
-        let config = ServiceConfig::from_env(DEFAULT_PORT)
-            .map_err(|e| failed("read its settings".into(), e))?;
+        let config = ServiceConfig::from_env(DEFAULT_PORT).or_fail(SERVICE, "read its settings")?;
         let data_dir = PathBuf::from(&params.data_dir);
         let registry = {
             let dir = data_dir.clone();
             tokio::task::spawn_blocking(move || Registry::open(&dir))
                 .await
-                .map_err(|e| failed("open its data directory".into(), e))?
-                .map_err(|e| failed(format!("open its data directory {}", data_dir.display()), e))?
+                .or_fail(SERVICE, "open its data directory")?
+                .or_fail(
+                    SERVICE,
+                    format!("open its data directory {}", data_dir.display()),
+                )?
         };
         let registry = Arc::new(registry);
         let limits = Limits::new(params.max_upload_mib.saturating_mul(1 << 20));
         let service = crate::api::service(registry.clone(), config.clone(), limits);
         let metrics = service.metrics();
-        let listener = evospike_http::bind(&config)
+        let (listener, addr) = evospike_http::listen(&config)
             .await
-            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| failed("read its address".into(), e))?;
+            .or_fail(SERVICE, "open its HTTP port")?;
         let _queryables = crate::bus::serve(node.bus(), node.name(), registry.clone())?;
         tracing::info!(data_dir = %data_dir.display(), "node {} (registry) serving http://{addr}", node.name());
         node.set_state(HealthState::Active);
@@ -133,6 +127,6 @@ impl NodeKind for RegistryKind {
         let result =
             evospike_http::serve_service(node.bus(), node.name(), service, listener, stop).await;
         gauges.abort();
-        result.map_err(|e| failed("serve HTTP".into(), e))
+        result.or_fail(SERVICE, "serve HTTP")
     }
 }

@@ -11,13 +11,16 @@ use evospike_http::ServiceConfig;
 use evospike_node::kind::NodeKind;
 use evospike_node::node::Node;
 use evospike_node::params::{Check, Params};
-use evospike_node::NodeError;
+use evospike_node::{NodeError, OrFail};
 use evospike_schemas::proto::{HealthState, JobState};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::bus::BusRegistrar;
 use crate::trainer::{Trainer, TrainerConfig};
+
+/// The service this kind runs, as its start-up errors name it.
+const SERVICE: &str = "training";
 
 /// The training service's documented port.
 pub const DEFAULT_PORT: u16 = 8001;
@@ -85,16 +88,8 @@ impl Params for TrainingParams {
     }
 }
 
-fn failed(action: String, source: impl std::error::Error + Send + Sync + 'static) -> NodeError {
-    NodeError::Service {
-        service: "training",
-        action,
-        source: Box::new(source),
-    }
-}
-
 impl NodeKind for TrainingKind {
-    const NAME: &'static str = "training";
+    const NAME: &'static str = SERVICE;
     const SUMMARY: &'static str =
         "the training service: training jobs in worker processes, registered in the model registry (port 8001)";
     type Params = TrainingParams;
@@ -109,12 +104,11 @@ impl NodeKind for TrainingKind {
     }
 
     async fn run(node: Node, params: TrainingParams) -> Result<(), NodeError> {
-        let config = ServiceConfig::from_env(DEFAULT_PORT)
-            .map_err(|e| failed("read its settings".into(), e))?;
+        let config = ServiceConfig::from_env(DEFAULT_PORT).or_fail(SERVICE, "read its settings")?;
         let exe = match std::env::var_os(EXE_ENV) {
             Some(exe) => PathBuf::from(exe),
             None => std::env::current_exe()
-                .map_err(|e| failed("find its own executable for the workers".into(), e))?,
+                .or_fail(SERVICE, "find its own executable for the workers")?,
         };
         let data_dir = PathBuf::from(&params.data_dir);
         let trainer_config = TrainerConfig {
@@ -133,17 +127,17 @@ impl NodeKind for TrainingKind {
             Trainer::open(trainer_config, Box::new(registrar), on_change)
         })
         .await
-        .map_err(|e| failed("open its data directory".into(), e))?
-        .map_err(|e| failed(format!("open its data directory {}", data_dir.display()), e))?;
+        .or_fail(SERVICE, "open its data directory")?
+        .or_fail(
+            SERVICE,
+            format!("open its data directory {}", data_dir.display()),
+        )?;
         let trainer = Arc::new(trainer);
         let service = crate::api::service(trainer.clone(), config.clone());
         let metrics = service.metrics();
-        let listener = evospike_http::bind(&config)
+        let (listener, addr) = evospike_http::listen(&config)
             .await
-            .map_err(|e| failed(format!("listen on {}", config.addr()), e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| failed("read its address".into(), e))?;
+            .or_fail(SERVICE, "open its HTTP port")?;
         let _queryables = crate::bus::serve(node.bus(), node.name(), trainer.clone())?;
         let scheduler = tokio::spawn(trainer.clone().run());
         tracing::info!(data_dir = %data_dir.display(), "node {} (training) serving http://{addr}", node.name());
@@ -180,6 +174,6 @@ impl NodeKind for TrainingKind {
         gauges.abort();
         trainer.stop().await;
         scheduler.abort();
-        result.map_err(|e| failed("serve HTTP".into(), e))
+        result.or_fail(SERVICE, "serve HTTP")
     }
 }
