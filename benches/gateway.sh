@@ -9,6 +9,8 @@
 # digits classifier (800 hidden LIF neurons, 25 steps) through the training
 # service, loads it into inference, and drives both paths with
 # tests/src/bin/http-load.rs (one thread and keep-alive connection per client).
+# Each row also gives the CPU time each process spent per request (from
+# /proc/PID/stat), and a third path times the gateway's HTTP handling alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
@@ -48,14 +50,52 @@ json.dump({"model_id": "bench", "inputs": {"pixels": pixels}, "config": {"return
 PY
 "$LOAD" http://127.0.0.1:28002/infer "$work/body.json" 8 1 >/dev/null   # warm-up
 "$LOAD" $GW/inference/infer "$work/body.json" 8 1 >/dev/null
-echo "| round | path | requests/s | p50 ms | p99 ms | failed |"
-echo "|---|---|---|---|---|---|"
+echo '{"name": "bench-external", "url": "http://127.0.0.1:9", "ttl_s": 60}' >"$work/register.json"
+# CPU seconds used so far by each process of the run (utime + stime).
+cpu() {
+  python3 - "$@" <<'PY'
+import os, sys
+pids = {"gateway": "run gateway", "inference": "run inference", "router": "run router"}
+ticks = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmd = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    for name, needle in pids.items():
+        if needle in cmd:
+            f = stat[stat.rfind(")") + 2:].split()
+            ticks[name] = ticks.get(name, 0) + int(f[11]) + int(f[12])
+print(" ".join(f"{k}={v / os.sysconf('SC_CLK_TCK')}" for k, v in sorted(ticks.items())))
+PY
+}
+echo "| round | path | requests/s | p50 ms | p99 ms | failed | CPU µs per request: gateway / inference / router |"
+echo "|---|---|---|---|---|---|---|"
 for round in 1 2 3; do
-  for path in direct gateway; do
-    if [[ $path == direct ]]; then url=http://127.0.0.1:28002/infer; else url=$GW/inference/infer; fi
-    out=$("$LOAD" "$url" "$work/body.json" "$CLIENTS" "$SECONDS_PER_RUN")
+  # `gateway-local`: the gateway's own HTTP handling alone (middleware and a
+  # handler that answers itself, POST /services/register), no bus.
+  for path in direct gateway gateway-local; do
+    body=$work/body.json
+    case $path in
+      direct) url=http://127.0.0.1:28002/infer ;;
+      gateway) url=$GW/inference/infer ;;
+      gateway-local) url=$GW/services/register; body=$work/register.json ;;
+    esac
+    before=$(cpu)
+    out=$("$LOAD" "$url" "$body" "$CLIENTS" "$SECONDS_PER_RUN")
+    after=$(cpu)
     echo "$out" >"$work/$round-$path.json"
-    python3 -c 'import json,sys; r=json.loads(sys.argv[3]); print("| %s | %s | %.0f | %.2f | %.2f | %d |" % (sys.argv[1], sys.argv[2], r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["failed"]))' "$round" "$path" "$out"
+    python3 - "$round" "$path" "$out" "$before" "$after" "$SECONDS_PER_RUN" <<'PY'
+import json, sys
+round_, path, out, before, after, seconds = sys.argv[1:]
+r = json.loads(out)
+b = dict(kv.split("=") for kv in before.split())
+a = dict(kv.split("=") for kv in after.split())
+n = r["requests_per_s"] * float(seconds)
+us = lambda k: "%.0f" % ((float(a.get(k, 0)) - float(b.get(k, 0))) / n * 1e6) if n else "-"
+print("| %s | %s | %.0f | %.2f | %.2f | %d | %s / %s / %s |" % (round_, path, r["requests_per_s"], r["p50_ms"], r["p99_ms"], r["failed"], us("gateway"), us("inference"), us("router")))
+PY
   done
 done
 python3 - "$work" <<'PY'
