@@ -227,6 +227,9 @@ fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
             .all(|(pid, _)| *pid != laggard),
         "the stopped worker {laggard} still runs"
     );
+    child
+        .wait_for_line(|l| l.contains("worker 1 is ready"), Duration::from_secs(30))
+        .expect("the replacement joins before training ends");
     let status = child
         .wait_exit(Duration::from_secs(120))
         .expect("training finishes: nothing hangs");
