@@ -1,8 +1,9 @@
 //! Data-parallel training over the bus (`evospike train --workers K`) on small
 //! synthetic 28×28 MNIST-format IDX data written by the test: with K = 2 the
 //! trained weights equal single-process training's up to floating-point
-//! summation order, and a worker killed with SIGKILL mid-training is reported,
-//! started again, and training finishes.
+//! summation order; a worker killed with SIGKILL mid-training, or frozen with
+//! SIGSTOP past the step timeout, is reported, started again, and training
+//! finishes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,6 +176,74 @@ fn a_killed_worker_is_reported_and_replaced_and_training_finishes() {
     // Every step got a gradient; the replacement worker is running at the end.
     assert_eq!(metrics["dp_steps"], 40.0 * 4.0);
     assert!(model.manifest.metrics["test_accuracy"] > 0.5, "{metrics:?}");
+}
+
+/// The stopped-or-slow case of the issue: a worker that falls behind past the
+/// step timeout (here frozen with SIGSTOP, so it neither exits nor answers) is
+/// reported, the step goes on with the other worker's rows (reweighted: a
+/// partial step), the laggard is killed and replaced, and training finishes.
+#[test]
+fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_idx(dir.path(), 320);
+    let out = dir.path().join("model");
+    let mut command = train(
+        &data,
+        &out,
+        &["--epochs", "30", "--workers", "2", "--step-timeout", "2"],
+    );
+    let mut child = Child::spawn(&mut command).expect("start evospike train");
+    child
+        .wait_for_line(|l| l.starts_with("epoch 1/30"), Duration::from_secs(60))
+        .expect("the first epoch ends");
+    let workers = workers_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let (laggard, cmdline) = workers
+        .iter()
+        .find(|(_, c)| c.contains("index=1"))
+        .expect("worker 1 runs")
+        .clone();
+    let stopped = Command::new("kill")
+        .args(["-STOP", &laggard.to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success(), "kill -STOP {laggard} ({cmdline})");
+    child
+        .wait_for_line(
+            |l| l.contains("worker 1 sent no gradient for version"),
+            Duration::from_secs(30),
+        )
+        .expect("the laggard is reported");
+    child
+        .wait_for_line(
+            |l| l.contains("worker 1 started again"),
+            Duration::from_secs(30),
+        )
+        .expect("the laggard is replaced");
+    // The stopped process itself is gone (killed and reaped), not left frozen.
+    assert!(
+        workers_of(child.id())
+            .iter()
+            .all(|(pid, _)| *pid != laggard),
+        "the stopped worker {laggard} still runs"
+    );
+    child
+        .wait_for_line(|l| l.contains("worker 1 is ready"), Duration::from_secs(30))
+        .expect("the replacement joins before training ends");
+    let status = child
+        .wait_exit(Duration::from_secs(120))
+        .expect("training finishes: nothing hangs");
+    let output = child.output().to_vec();
+    assert!(status.success(), "{output:#?}");
+    let model = Model::load(&out).unwrap();
+    let metrics = &model.manifest.metrics;
+    assert!(metrics["dp_late_gradients"] >= 1.0, "{metrics:?}");
+    assert!(metrics["dp_respawns"] >= 1.0, "{metrics:?}");
+    // The step the laggard missed went on with worker 0's half of the batch.
+    assert!(metrics["dp_partial_steps"] >= 1.0, "{metrics:?}");
+    // No step was lost: 256 training samples in batches of 64, 30 epochs.
+    assert_eq!(metrics["dp_steps"], 30.0 * 4.0, "{metrics:?}");
+    assert!(metrics["test_accuracy"] > 0.5, "{metrics:?}");
 }
 
 #[test]

@@ -8,17 +8,20 @@
 //! optimizer step is the single-process one up to floating-point summation order.
 //!
 //! Faults never hang a step. A worker that exits, or sends nothing for
-//! [`Settings::step_timeout`], is reported ([`Event`], counted in [`Stats`]) and
-//! the step goes on with the gradients that came (reweighted by their rows). A
-//! worker this coordinator started ([`Pool`]) is started again; one it did not
-//! start (a launch file's node) is no longer waited for until it sends a gradient
-//! of the current version again. A step that gets no gradient at all is published
-//! again until [`Settings::stall_timeout`] passes, and then training fails.
+//! [`Settings::step_timeout`] after it was sent the weights, is reported
+//! ([`Event`], counted in [`Stats`]) and the step goes on with the gradients that
+//! came (reweighted by their rows). A worker this coordinator started ([`Pool`])
+//! is killed if it still runs and started again; one it did not start (a launch
+//! file's node) is no longer waited for until it says hello or sends a gradient
+//! of the current version again. A worker that says hello during a step — it
+//! started, or its copy of the weights was lost and it waited idle — is sent the
+//! step's weights again, its deadline starting then. A step that gets no
+//! gradient at all within [`Settings::stall_timeout`] fails training.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use evospike_bus::{Bus, BusError, SpikePublisher, SpikeSubscriber};
+use evospike_bus::{Bus, BusError, SpikeMsg, SpikePublisher, SpikeSubscriber};
 use evospike_learning::surrogate::{BatchPlan, GradientSource, GradientStats, SurrogateGradient};
 use evospike_plugin_api::{
     Checkpoint, Control, Dataset, EpochReport, Learner, NetworkSpec, Params, PluginError, Progress,
@@ -391,16 +394,23 @@ impl Coordinator {
     }
 
     /// Takes what arrives within `wait`: hellos mark workers ready; a gradient of
-    /// `step` (the version and the running sums) is added in.
-    fn receive(&mut self, wait: Duration, step: Option<(u64, &mut Collect)>) {
+    /// `step` (the version and the running sums) is added in. Returns whether a
+    /// message came.
+    fn receive(&mut self, wait: Duration, step: Option<(u64, &mut Collect)>) -> bool {
         let msg = match self.subscriber.recv_timeout(wait) {
             Ok(Some(msg)) => msg,
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(%e, "an unreadable gradient message was dropped");
-                return;
+                return true;
             }
         };
+        self.take(&msg, step);
+        true
+    }
+
+    /// Takes one message of the gradients topic.
+    fn take(&mut self, msg: &SpikeMsg, step: Option<(u64, &mut Collect)>) {
         let Some(g) = wire::read_grads(msg.view()) else {
             tracing::warn!(
                 key = msg.key(),
@@ -466,16 +476,63 @@ impl Coordinator {
     }
 }
 
+impl Coordinator {
+    /// Takes every message already queued (hellos sent while no step ran, stale
+    /// gradients) without waiting, so that only hellos sent after this step's
+    /// weights went out ask for them again.
+    fn drain(&mut self, version: u64, collect: &mut Collect) {
+        while self.receive(Duration::ZERO, Some((version, &mut *collect))) {}
+        collect.joined.clear();
+    }
+
+    /// Marks every worker that got this step's weights at least `step_timeout`
+    /// ago and sent no gradient as late: reported, no longer waited for, and
+    /// started again when it is ours.
+    fn give_up_on_late(&mut self, version: u64, collect: &mut Collect) {
+        for k in 0..self.settings.workers {
+            let late = self.active[k]
+                && !collect.done[k]
+                && collect.sent[k].is_some_and(|sent| sent.elapsed() >= self.settings.step_timeout);
+            if late {
+                self.stats.late += 1;
+                self.active[k] = false;
+                collect.sent[k] = None;
+                self.event(Event::Late { worker: k, version });
+                self.respawn(k);
+            }
+        }
+    }
+
+    /// How long the step may wait for the next message: until the earliest
+    /// worker's deadline, at most 50 ms (to notice exits).
+    fn next_wait(&self, collect: &Collect) -> Duration {
+        (0..self.settings.workers)
+            .filter(|&k| self.active[k] && !collect.done[k])
+            .filter_map(|k| collect.sent[k])
+            .map(|sent| self.settings.step_timeout.saturating_sub(sent.elapsed()))
+            .fold(Duration::from_millis(50), Duration::min)
+    }
+}
+
 /// The running sums of one step.
 struct Collect {
     done: Vec<bool>,
+    /// Workers that said hello during the step: they have not seen its weights.
     joined: Vec<usize>,
+    /// When each worker was last sent this step's weights (its deadline runs from there).
+    sent: Vec<Option<Instant>>,
     stats: GradientStats,
     compute_s: f64,
     reduce_s: f64,
 }
 
 impl GradientSource for Coordinator {
+    /// Publishes the weights and collects this version's gradients. A worker
+    /// that says hello during the step (started, started again, or one whose
+    /// copy of the weights was lost: an idle worker repeats its hello) is sent
+    /// the weights again, its own deadline starting then; a worker past its
+    /// deadline is given up on; the step ends when every worker still waited
+    /// for has answered and at least one row was computed.
     fn gradient(
         &mut self,
         learner: &mut SurrogateGradient,
@@ -488,58 +545,54 @@ impl GradientSource for Coordinator {
         self.version += 1;
         let version = self.version;
         let step_started = Instant::now();
+        let workers = self.settings.workers;
         let mut collect = Collect {
-            done: vec![false; self.settings.workers],
+            done: vec![false; workers],
             joined: Vec::new(),
+            sent: vec![None; workers],
             stats: GradientStats::default(),
             compute_s: 0.0,
             reduce_s: 0.0,
         };
-        let mut published = Instant::now();
+        self.poll_pool();
+        self.drain(version, &mut collect);
         self.publish(plan, learner)?;
+        let now = Instant::now();
+        for k in 0..workers {
+            if self.active[k] {
+                collect.sent[k] = Some(now);
+            }
+        }
         loop {
-            let waiting = (0..self.settings.workers).any(|k| self.active[k] && !collect.done[k]);
-            let timed_out = published.elapsed() >= self.settings.step_timeout;
-            if !waiting || timed_out {
-                if timed_out {
-                    for k in 0..self.settings.workers {
-                        if self.active[k] && !collect.done[k] {
-                            self.stats.late += 1;
-                            self.active[k] = false;
-                            self.event(Event::Late { worker: k, version });
-                            self.respawn(k);
-                        }
-                    }
-                }
-                if collect.stats.rows > 0 {
-                    break;
-                }
-                if step_started.elapsed() >= self.settings.stall_timeout {
-                    return Err(PluginError::failed(
-                        "DataParallel",
-                        format!(
-                            "job {}: no worker computed version {version} within {:?}",
-                            self.settings.job, self.settings.stall_timeout
-                        ),
-                    ));
-                }
-                if !collect.joined.is_empty() || timed_out {
-                    // Nobody is computing this step: publish it again for the
-                    // workers that (re)joined meanwhile.
-                    collect.joined.clear();
-                    published = Instant::now();
-                    self.publish(plan, learner)?;
+            self.give_up_on_late(version, &mut collect);
+            let waiting = (0..workers).any(|k| self.active[k] && !collect.done[k]);
+            if !waiting && collect.stats.rows > 0 {
+                break;
+            }
+            if collect.stats.rows == 0 && step_started.elapsed() >= self.settings.stall_timeout {
+                return Err(PluginError::failed(
+                    "DataParallel",
+                    format!(
+                        "job {}: no worker computed version {version} within {:?}",
+                        self.settings.job, self.settings.stall_timeout
+                    ),
+                ));
+            }
+            let asking: Vec<usize> = collect
+                .joined
+                .drain(..)
+                .filter(|&k| !collect.done[k])
+                .collect();
+            if !asking.is_empty() {
+                self.publish(plan, learner)?;
+                let now = Instant::now();
+                for k in asking {
+                    collect.sent[k] = Some(now);
                 }
             }
             self.poll_pool();
-            let left = self
-                .settings
-                .step_timeout
-                .saturating_sub(published.elapsed());
-            self.receive(
-                left.min(Duration::from_millis(50)),
-                Some((version, &mut collect)),
-            );
+            let wait = self.next_wait(&collect);
+            self.receive(wait, Some((version, &mut collect)));
         }
         if collect.stats.rows < plan.len() {
             self.stats.partial_steps += 1;

@@ -1,7 +1,8 @@
 //! A worker: computes its shard of every batch the coordinator publishes.
 //!
 //! It says hello (a gradients message of version 0) once the coordinator listens,
-//! then for each parameters message — the newest one when several queued up — it
+//! and again whenever it has waited [`NUDGE`] without parameters; then for each
+//! parameters message — the newest one when several queued up — it
 //! sets the weights, works out the batch from the seed ([`SurrogateGradient::plan`],
 //! the same plan the coordinator and a single process use), computes the gradient
 //! of its rows with [`SurrogateGradient::shard_gradient`], and publishes it. It
@@ -14,6 +15,12 @@ use evospike_learning::surrogate::{step::epoch_order, SurrogateGradient};
 use evospike_plugin_api::{Dataset, PluginError};
 
 use crate::wire::{self, GRADS_HEADER};
+
+/// How long a worker waits for parameters before it says hello again. A
+/// publication that reaches a subscriber only once routes have settled can be
+/// lost right after a worker (re)joins; the repeated hello makes the coordinator
+/// send the current weights again instead of waiting out its step timeout.
+const NUDGE: Duration = Duration::from_secs(1);
 
 /// Worker failures.
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +101,11 @@ pub async fn run(
         });
     }
     let source = format!("{index}/{fingerprint}");
-    let mut out = wire::analog(&source, GRADS_HEADER);
-    publisher.publish(&mut out).map_err(bus_err)?;
+    let mut hello = wire::analog(&source, GRADS_HEADER);
+    publisher.publish(&mut hello).map_err(bus_err)?;
     tracing::info!(worker = index, job = %settings.job, "ready");
+    let mut out = wire::analog(&source, GRADS_HEADER);
+    let mut said = Instant::now();
 
     let p = learner.parameter_count();
     let mut order: Option<(u32, Vec<usize>)> = None;
@@ -124,6 +133,12 @@ pub async fn run(
                     waited: settings.idle_timeout,
                 });
             }
+            if said.elapsed() >= NUDGE {
+                // Idle: say hello again, so a coordinator whose weights never
+                // reached this worker sends them again.
+                publisher.publish(&mut hello).map_err(bus_err)?;
+                said = Instant::now();
+            }
             continue;
         };
         heard = Instant::now();
@@ -143,6 +158,7 @@ pub async fn run(
             // Published again for a worker that joined late: computed already.
             if version == last_version {
                 publisher.publish(&mut out).map_err(bus_err)?;
+                said = Instant::now();
             }
             continue;
         }
@@ -179,6 +195,7 @@ pub async fn run(
         }
         out.header.step = version;
         publisher.publish(&mut out).map_err(bus_err)?;
+        said = Instant::now();
         last_version = version;
         computed += 1;
     }
