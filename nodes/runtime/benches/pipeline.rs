@@ -20,7 +20,15 @@ use clap::Parser;
 use evospike_bus::{Bus, BusConfig};
 use evospike_node::NodeArgs;
 
-const STEPS: u64 = 1000;
+/// Steps per run: `PIPELINE_STEPS` (default 1,000; more separates the per-step
+/// rate from the start-up costs inside the timed window).
+fn steps() -> u64 {
+    std::env::var("PIPELINE_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n: &u64| n >= 2)
+        .unwrap_or(1000)
+}
 const SIZE: usize = 1000;
 const REPEATS: usize = 3;
 
@@ -32,7 +40,7 @@ struct Cli {
 
 /// (kind, name, params) of the network's nodes.
 fn network() -> Vec<(&'static str, String, Vec<String>)> {
-    let steps = format!("max_steps={STEPS}");
+    let steps = format!("max_steps={}", steps());
     let layer = |name: &str, input: &str, seed: u32| {
         (
             "layer",
@@ -75,7 +83,8 @@ fn argv(name: &str, params: &[String]) -> Vec<String> {
 async fn sink(subscriber: evospike_bus::SpikeSubscriber) -> (f64, u64) {
     let mut first = None;
     let mut spikes = 0u64;
-    for expected in 0..STEPS {
+    let steps = steps();
+    for expected in 0..steps {
         let msg = tokio::time::timeout(Duration::from_secs(120), subscriber.recv())
             .await
             .expect("the pipeline stalled")
@@ -89,7 +98,7 @@ async fn sink(subscriber: evospike_bus::SpikeSubscriber) -> (f64, u64) {
         first.get_or_insert_with(Instant::now);
     }
     let elapsed = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    ((STEPS - 1) as f64 / elapsed, spikes)
+    ((steps - 1) as f64 / elapsed, spikes)
 }
 
 async fn single_process() -> (f64, u64) {
