@@ -85,7 +85,8 @@ impl ZenohTransport {
         // Nothing is mapped yet: the pools are made when the first buffer is lent.
         // A buffer is held by the subscription queues it waits in plus the one
         // being read; room for four times that many lets the sender run ahead of
-        // the receivers' releases instead of collecting garbage at every send.
+        // the receivers' releases instead of collecting garbage at every send. A pool
+        // found full anyway (the transport holds more small messages) grows.
         let shm = config.shared_memory.then(|| {
             Arc::new(ShmPools::new(
                 config.shm_pool_bytes,
