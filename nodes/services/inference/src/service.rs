@@ -360,7 +360,10 @@ impl Inference {
             .into_iter()
             .find(|(s, _)| Arc::ptr_eq(s, lease.value()))
             .map_or(1, |(_, pins)| pins);
-        Ok(loaded(lease.value(), in_use))
+        let model = loaded(lease.value(), in_use);
+        // An operator's action, rare: logged whether it loaded or found the model.
+        tracing::info!(request_id = %trace, model = %model.model_id, version = %model.version, "model ready");
+        Ok(model)
     }
 
     /// `GET /models`: the cached models, most recently used first.
