@@ -159,17 +159,9 @@ fn a_killed_worker_is_reported_and_replaced_and_training_finishes() {
         )
         .expect("the death is reported");
     child
-        .wait_for_line(
-            |l| l.contains("worker 1 started again"),
-            Duration::from_secs(30),
-        )
+        .wait_for_line(|l| l.contains("worker 1 started again"), RESPAWN)
         .expect("the worker is started again");
-    let status = child
-        .wait_exit(Duration::from_secs(120))
-        .expect("training finishes: nothing hangs");
-    let output = child.output().to_vec();
-    assert!(status.success(), "{output:#?}");
-    let model = Model::load(&out).unwrap();
+    let model = trained_model(&mut child, &out);
     let metrics = &model.manifest.metrics;
     assert!(metrics["dp_worker_exits"] >= 1.0, "{metrics:?}");
     assert!(metrics["dp_respawns"] >= 1.0, "{metrics:?}");
@@ -215,10 +207,7 @@ fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
         )
         .expect("the laggard is reported");
     child
-        .wait_for_line(
-            |l| l.contains("worker 1 started again"),
-            Duration::from_secs(30),
-        )
+        .wait_for_line(|l| l.contains("worker 1 started again"), RESPAWN)
         .expect("the laggard is replaced");
     // The stopped process itself is gone (killed and reaped), not left frozen.
     assert!(
@@ -230,12 +219,7 @@ fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
     child
         .wait_for_line(|l| l.contains("worker 1 is ready"), Duration::from_secs(30))
         .expect("the replacement joins before training ends");
-    let status = child
-        .wait_exit(Duration::from_secs(120))
-        .expect("training finishes: nothing hangs");
-    let output = child.output().to_vec();
-    assert!(status.success(), "{output:#?}");
-    let model = Model::load(&out).unwrap();
+    let model = trained_model(&mut child, &out);
     let metrics = &model.manifest.metrics;
     assert!(metrics["dp_late_gradients"] >= 1.0, "{metrics:?}");
     assert!(metrics["dp_respawns"] >= 1.0, "{metrics:?}");
@@ -275,4 +259,17 @@ fn the_launch_file_trains_with_a_coordinator_node_and_worker_nodes() {
             "{worker} ends when training does: {output:#?}"
         );
     }
+}
+
+/// How long a replaced worker may take to start again.
+const RESPAWN: Duration = Duration::from_secs(30);
+
+/// Waits (bounded) until `evospike train` ends successfully, and loads its model.
+fn trained_model(child: &mut Child, out: &Path) -> Model {
+    let status = child
+        .wait_exit(Duration::from_secs(120))
+        .expect("training finishes: nothing hangs");
+    let output = child.output().to_vec();
+    assert!(status.success(), "{output:#?}");
+    Model::load(out).unwrap()
 }
