@@ -22,15 +22,8 @@
 //!   for a layer computing its spikes there — and publishes it; the receiver as for
 //!   evospike.
 //!
-//! The receiver times a throughput run from the end of a warm-up (the first tenth
-//! of the messages) to the last message, as the ping-pong skips its first tenth:
-//! one-time costs (connecting, mapping a pool, growing one) are not per-message
-//! costs.
-//!
-//! `EVOSPIKE_BENCH_SIZES` (bytes, comma-separated) picks payload sizes,
-//! `EVOSPIKE_BENCH_DIVIDE` divides every message count, and `EVOSPIKE_BENCH_IMPL`
-//! (`raw`, `evospike` or `loan`) runs only that implementation's throughput (for
-//! `perf record -a`).
+//! `EVOSPIKE_BENCH_SIZES` (bytes, comma-separated) picks payload sizes and
+//! `EVOSPIKE_BENCH_DIVIDE` divides every message count.
 //!
 //! `EVOSPIKE_BENCH_PROFILE=N` instead sends N messages of each size and
 //! implementation (or only `EVOSPIKE_BENCH_IMPL`) to a subscriber of the same session, in one process, for a
@@ -343,17 +336,15 @@ fn child(role: &str) {
         pong.wait_matched(&ends.rt);
     }
     let mut checksum = 0u64;
-    let mut start = None;
-    for i in 0..count {
+    let mut first = None;
+    for _ in 0..count {
         checksum = checksum.wrapping_add(receiver.recv());
-        if i == warm_up(count) {
-            start = Some(Instant::now());
-        }
+        first.get_or_insert_with(Instant::now);
         if let Some(pong) = pong.as_mut() {
             pong.send();
         }
     }
-    let elapsed = start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let elapsed = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
     println!("done {elapsed} {checksum}");
 }
 
@@ -404,14 +395,6 @@ fn free_endpoint() -> String {
     format!("tcp/127.0.0.1:{port}")
 }
 
-/// The index of the message after which a throughput run is timed: the first
-/// tenth warms both sides up (connections, first mappings of the sender's pools in
-/// the receiver, a pool grown to what is in flight) and is not measured, as in the
-/// ping-pong.
-fn warm_up(count: usize) -> usize {
-    count / 10
-}
-
 /// Messages per second received by the peer, and the payload's length.
 fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, usize) {
     let endpoint = free_endpoint();
@@ -423,8 +406,8 @@ fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, usize) {
         sender.send();
     }
     let elapsed = peer.finish();
-    // The peer times from the end of the warm-up to the last message.
-    let rate = (count - 1 - warm_up(count)) as f64 / elapsed;
+    // The peer times from the first message to the last: count - 1 intervals.
+    let rate = (count - 1) as f64 / elapsed;
     (rate, sender.payload_len())
 }
 
@@ -573,17 +556,6 @@ fn main() {
     .filter(|(bytes, _)| picked(bytes))
     .map(|(bytes, count)| (bytes, (count / divide).max(20)))
     .collect();
-    if let Ok(name) = std::env::var("EVOSPIKE_BENCH_IMPL") {
-        // One implementation alone, e.g. under `perf record -a`.
-        let imp = Impl::parse(&name);
-        for (bytes, count) in sizes {
-            for _ in 0..repeats {
-                let (rate, _) = throughput(imp, bytes, count);
-                println!("{} {} {rate:.0} msgs/s", imp.name(), human(bytes));
-            }
-        }
-        return;
-    }
     println!(
         "## Throughput (two processes, shared memory; msgs/s, median (min–max) of {repeats})\n"
     );

@@ -11,30 +11,19 @@
 //!   far (the subscription queue's capacity plus the ones being written and read),
 //!   rounded up to a power of two, at least [`MIN_POOL`] and at most the cap
 //!   ([`BusConfig::shm_pool_bytes`](crate::BusConfig::shm_pool_bytes));
-//! - a larger message makes a new, larger pool; so does a pool found full (every
-//!   buffer still in flight: the transport's batches and socket buffers hold many
-//!   more small messages than the subscription queues do), twice the size, until
-//!   the cap — only a full pool at the cap makes the sender wait for receivers;
-//! - an old pool is dropped once all its buffers are back (checked whenever a
-//!   buffer is lent or the session flushes).
+//! - a larger message makes a new, larger pool; the old one is dropped once all
+//!   its buffers are back (checked whenever a buffer is lent or the session flushes).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use zenoh::shm::{
-    AllocAlignment, GarbageCollect, JustAlloc, PosixShmProviderBackend, ShmProvider,
-    ShmProviderBuilder, ZAllocError, ZLayoutAllocError, ZShmMut,
+    AllocAlignment, BlockOn, GarbageCollect, JustAlloc, PosixShmProviderBackend, ShmProvider,
+    ShmProviderBuilder, ZShmMut,
 };
 use zenoh::Wait;
 
 /// The smallest pool made (a few small tensors' worth, a handful of pages).
 pub(crate) const MIN_POOL: usize = 64 << 10;
-
-/// How long a sender whose pool is full at the cap waits before trying again
-/// (Zenoh's own blocking policy sleeps a whole millisecond, hundreds of small
-/// messages' time).
-const FULL_PAUSE: Duration = Duration::from_micros(50);
 
 /// One shared-memory segment and its allocator.
 struct Pool {
@@ -102,8 +91,6 @@ pub(crate) struct ShmPools {
     cap: usize,
     in_flight: usize,
     pools: Mutex<Vec<Arc<Pool>>>,
-    /// Loans that found the newest pool full (every buffer in flight).
-    full: AtomicU64,
 }
 
 impl std::fmt::Debug for ShmPools {
@@ -112,7 +99,6 @@ impl std::fmt::Debug for ShmPools {
             .field("cap", &self.cap)
             .field("in_flight", &self.in_flight)
             .field("sizes", &self.sizes())
-            .field("full", &self.full_count())
             .finish()
     }
 }
@@ -139,14 +125,7 @@ impl ShmPools {
             cap: cap.next_multiple_of(evospike_schemas::ALIGNMENT),
             in_flight: in_flight.max(1),
             pools: Mutex::new(Vec::new()),
-            full: AtomicU64::new(0),
         }
-    }
-
-    /// How many loans found the newest pool full (each made a larger pool, or
-    /// waited at the cap).
-    pub(crate) fn full_count(&self) -> u64 {
-        self.full.load(Ordering::Relaxed)
     }
 
     /// The largest buffer a pool can lend.
@@ -196,58 +175,18 @@ impl ShmPools {
         Ok(pool)
     }
 
-    /// A pool twice the size of `full` (at most the cap) when `full` is still the
-    /// newest; the newest otherwise (another sender grew it already).
-    fn grow(&self, full: &Arc<Pool>) -> Result<Arc<Pool>, AllocFailed> {
-        let mut pools = self.lock();
-        match pools.last() {
-            Some(newest) if Arc::ptr_eq(newest, full) => {
-                let size = full.size.saturating_mul(2).min(self.cap);
-                let pool = Arc::new(Pool::new(size)?);
-                tracing::debug!(size, "shared-memory pool full: a larger one made");
-                pools.push(pool.clone());
-                Ok(pool)
-            }
-            Some(newest) => Ok(newest.clone()),
-            None => Err(AllocFailed {
-                pool: full.size,
-                reason: "the session's pools are gone".into(),
-            }),
-        }
-    }
-
-    /// Lends `len` bytes (0 < `len` ≤ [`cap`](Self::cap)). A full pool (every
-    /// buffer in flight, none to collect) is replaced by one twice its size up to
-    /// the cap; at the cap the sender waits until receivers release buffers:
-    /// back-pressure, never loss.
+    /// Lends `len` bytes (0 < `len` ≤ [`cap`](Self::cap)), blocking while the pool
+    /// is full until receivers release buffers: back-pressure, never loss.
     pub(crate) fn alloc(&self, len: usize) -> Result<ZShmMut, AllocFailed> {
-        let mut pool = self.pool_for(len)?;
-        loop {
-            // Lend, or collect what receivers released and lend again: no wait.
-            let result = pool
-                .provider
-                .alloc(len)
-                .with_policy::<GarbageCollect>()
-                .wait();
-            match result {
-                Ok(buf) => return Ok(buf),
-                Err(ZLayoutAllocError::Alloc(
-                    ZAllocError::OutOfMemory | ZAllocError::NeedDefragment,
-                )) => {}
-                Err(err) => {
-                    return Err(AllocFailed {
-                        pool: pool.size,
-                        reason: format!("{err:?}"),
-                    })
-                }
-            }
-            self.full.fetch_add(1, Ordering::Relaxed);
-            if pool.size < self.cap {
-                pool = self.grow(&pool)?;
-            } else {
-                std::thread::sleep(FULL_PAUSE);
-            }
-        }
+        let pool = self.pool_for(len)?;
+        pool.provider
+            .alloc(len)
+            .with_policy::<BlockOn<GarbageCollect>>()
+            .wait()
+            .map_err(|err| AllocFailed {
+                pool: pool.size,
+                reason: format!("{err:?}"),
+            })
     }
 
     /// Whether every buffer lent has come back (so the process may exit without
@@ -310,56 +249,5 @@ mod tests {
         drop(huge);
         assert!(pools.is_idle());
         assert_eq!(pools.sizes(), vec![4 << 20]);
-    }
-
-    /// Regression (issue 12): a pool sized for the subscription queues filled when
-    /// the transport held more small messages in flight, and every send then slept
-    /// a millisecond (64 B throughput fell to 0.53 of raw Zenoh's).
-    #[test]
-    fn a_full_pool_grows_to_the_cap_then_waits_for_a_release() {
-        let len = 16 << 10;
-        let pools = ShmPools::new(256 << 10, 1);
-        let mut held = vec![pools.alloc(len).unwrap()];
-        assert_eq!(pools.sizes(), vec![MIN_POOL]);
-        // Holding every buffer: each full pool is followed by one twice its size.
-        while pools.sizes().last() != Some(&(256 << 10)) {
-            held.push(pools.alloc(len).unwrap());
-        }
-        assert_eq!(pools.sizes(), vec![MIN_POOL, 128 << 10, 256 << 10]);
-        assert_eq!(pools.full_count(), 2);
-        // At the cap a full pool makes the loan wait until a buffer comes back.
-        let at_cap = pools.full_count();
-        std::thread::scope(|scope| {
-            let filler = scope.spawn(|| {
-                let mut mine = Vec::new();
-                loop {
-                    let before = pools.full_count();
-                    mine.push(pools.alloc(len).unwrap());
-                    if pools.full_count() > before {
-                        return mine.len();
-                    }
-                }
-            });
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while pools.full_count() == at_cap {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the pool never filled"
-                );
-                std::thread::yield_now();
-            }
-            assert!(
-                !filler.is_finished(),
-                "a full pool at the cap lent a buffer"
-            );
-            // The first buffer of the cap's pool comes back: the waiting loan gets it.
-            held.pop();
-            assert!(filler.join().unwrap() > 1);
-        });
-        assert_eq!(
-            pools.sizes().last(),
-            Some(&(256 << 10)),
-            "never past the cap"
-        );
     }
 }
