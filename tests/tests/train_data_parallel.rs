@@ -12,6 +12,8 @@ use std::time::Duration;
 use evospike_learning::model::Model;
 use evospike_testkit::{workspace_bin, Child};
 
+mod common;
+
 /// Writes `count` 28×28 images of four classes (a bright row band or column band
 /// at one of two places, with noise) as `train-images-idx3-ubyte` and
 /// `train-labels-idx1-ubyte` in `dir`; returns the images' path.
@@ -99,15 +101,7 @@ fn two_workers_train_the_weights_of_one_process() {
     // 256 training samples in batches of 64, two epochs.
     assert_eq!(metrics["dp_steps"], 8.0, "{output:#?}");
     assert_eq!(metrics["dp_partial_steps"], 0.0);
-    assert_eq!(a.weights.len(), b.weights.len());
-    let mut largest = 0.0f32;
-    for (x, y) in a.weights.iter().zip(&b.weights) {
-        assert_eq!((&x.name, &x.shape), (&y.name, &y.shape));
-        for (u, v) in x.data.iter().zip(&y.data) {
-            largest = largest.max((u - v).abs());
-        }
-    }
-    eprintln!("largest weight difference {largest}");
+    let largest = common::largest_weight_difference(&a, &b);
     // Summation order alone: a few ulps of the gradients, through eight Adam steps.
     assert!(largest < 1e-5, "largest weight difference {largest}");
     assert_eq!(

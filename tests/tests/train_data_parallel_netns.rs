@@ -16,6 +16,8 @@ use evospike_learning::model::Model;
 use evospike_testkit::netns::TwoHosts;
 use evospike_testkit::{bus_totals, free_port, workspace_bin, Child};
 
+mod common;
+
 /// The parameters every process of the job shares.
 const SHARED: [&str; 5] = [
     "data=builtin:digits",
@@ -134,14 +136,6 @@ fn workers_on_another_host_train_the_weights_of_one_process() {
     // 1,438 training digits in batches of 64, two epochs, every gradient from both.
     assert_eq!(metrics["dp_steps"], 2.0 * 23.0, "{metrics:?}");
     assert_eq!(metrics["dp_partial_steps"], 0.0, "{metrics:?}");
-    assert_eq!(a.weights.len(), b.weights.len());
-    let mut largest = 0.0f32;
-    for (x, y) in a.weights.iter().zip(&b.weights) {
-        assert_eq!((&x.name, &x.shape), (&y.name, &y.shape));
-        for (u, v) in x.data.iter().zip(&y.data) {
-            largest = largest.max((u - v).abs());
-        }
-    }
-    eprintln!("largest weight difference {largest}");
+    let largest = common::largest_weight_difference(&a, &b);
     assert!(largest < 1e-5, "largest weight difference {largest}");
 }

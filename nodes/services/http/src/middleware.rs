@@ -82,18 +82,23 @@ pub(crate) async fn common(State(shared): State<Shared>, mut req: Request, next:
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     shared.metrics.started();
-    let response = match shared.slots.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let response = next.run(req).instrument(span).await;
-            drop(permit);
-            response
+    // /health and /metrics never take a slot: they answer even when the
+    // service is full, and never keep a request out.
+    let response = if exempt {
+        next.run(req).instrument(span).await
+    } else {
+        match shared.slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let response = next.run(req).instrument(span).await;
+                drop(permit);
+                response
+            }
+            Err(_) => ApiError::unavailable(
+                format!("{} is overloaded; retry shortly", shared.service),
+                1,
+            )
+            .into_response(),
         }
-        Err(_) if exempt => next.run(req).instrument(span).await,
-        Err(_) => ApiError::unavailable(
-            format!("{} is overloaded; retry shortly", shared.service),
-            1,
-        )
-        .into_response(),
     };
     let mut response = finish_error(response, &id).await;
     let status = response.status();
