@@ -72,6 +72,30 @@ impl Subscription {
     }
 }
 
+/// Queues `sample` once its subscription's queue has room.
+///
+/// A local sample is sent by the publishing node itself, often from a task of a
+/// multi-thread tokio runtime whose other tasks are the very consumers that would
+/// empty the queue. Blocking that worker outright let every worker block at once
+/// (an encoder and a layer each waiting on the next one's full queue, nothing
+/// left to run the consumers: a 10,000-step in-process pipeline hung for good), so
+/// the wait runs in [`tokio::task::block_in_place`], which hands the worker's
+/// other tasks to another thread. Zenoh calls from its own receive threads, which
+/// block as before.
+fn wait_to_queue(tx: &flume::Sender<Received>, sample: Received) {
+    let on_runtime_worker = matches!(sample, Received::Local { .. })
+        && tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+    if on_runtime_worker {
+        tokio::task::block_in_place(|| {
+            let _ = tx.send(sample);
+        });
+    } else {
+        let _ = tx.send(sample);
+    }
+}
+
 /// Keeps a declaration (queryable, liveliness token) alive; dropping it undeclares.
 #[derive(Debug)]
 pub struct Declared {
@@ -156,10 +180,11 @@ impl Bus {
     /// Raw samples of a full key expression.
     pub fn subscribe_raw(&self, key_expr: &str) -> Result<Subscription, BusError> {
         let (tx, rx) = flume::bounded(self.inner.config.queue_capacity.max(1));
-        let handler = Arc::new(move |sample: Received| {
-            // A full queue blocks the sender (back-pressure); a dropped subscription
-            // just discards.
-            let _ = tx.send(sample);
+        let handler = Arc::new(move |sample: Received| match tx.try_send(sample) {
+            // A dropped subscription just discards.
+            Ok(()) | Err(flume::TrySendError::Disconnected(_)) => {}
+            // A full queue holds the sender back (back-pressure).
+            Err(flume::TrySendError::Full(sample)) => wait_to_queue(&tx, sample),
         });
         let declaration = self.inner.transport.declare_subscriber(key_expr, handler)?;
         Ok(Subscription {
@@ -274,5 +299,79 @@ impl Bus {
 
     fn key_prefix(&self) -> String {
         format!("evospike/{}", self.keys().namespace())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use evospike_schemas::SpikeTensor;
+
+    use super::*;
+
+    /// Regression: publishers blocked on full local queues took every worker of a
+    /// two-thread runtime, and the consumers never ran again (the pipeline bench's
+    /// 10,000-step in-process run hung).
+    #[test]
+    fn full_local_queues_never_take_every_runtime_worker() {
+        const STEPS: u64 = 2_000;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let received = runtime.block_on(async {
+                let mut config = BusConfig::local("deadlock");
+                config.queue_capacity = 4;
+                let bus = Bus::open(config).await.unwrap();
+                let first = bus.spike_subscriber("a").unwrap();
+                let second = bus.spike_subscriber("b").unwrap();
+                let last = bus.spike_subscriber("c").unwrap();
+                // a → b: the producer runs ahead and fills `first`.
+                let mut a = bus.spike_publisher("a").unwrap();
+                tokio::spawn(async move {
+                    let mut tensor = SpikeTensor::zeros("a", &[64]).unwrap();
+                    for step in 0..STEPS {
+                        tensor.header.step = step;
+                        a.publish(&mut tensor).unwrap();
+                    }
+                });
+                // b → c: forwards and fills `second`, whose consumer starts late.
+                let mut b = bus.spike_publisher("b").unwrap();
+                tokio::spawn(async move {
+                    let mut tensor = SpikeTensor::zeros("b", &[64]).unwrap();
+                    for _ in 0..STEPS {
+                        let msg = first.recv().await.unwrap();
+                        tensor.header.step = msg.view().header.step.to_native();
+                        b.publish(&mut tensor).unwrap();
+                    }
+                });
+                let mut c = bus.spike_publisher("c").unwrap();
+                let consumer = tokio::spawn(async move {
+                    let mut tensor = SpikeTensor::zeros("c", &[64]).unwrap();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    for _ in 0..STEPS {
+                        let msg = second.recv().await.unwrap();
+                        tensor.header.step = msg.view().header.step.to_native();
+                        c.publish(&mut tensor).unwrap();
+                    }
+                });
+                let mut received = 0;
+                for _ in 0..STEPS {
+                    last.recv().await.unwrap();
+                    received += 1;
+                }
+                consumer.await.unwrap();
+                received
+            });
+            let _ = done_tx.send(received);
+        });
+        let received = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the in-process pipeline hung: every worker blocked on a full queue");
+        assert_eq!(received, STEPS);
     }
 }

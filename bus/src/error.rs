@@ -66,20 +66,6 @@ pub enum BusError {
         /// What the transport reported.
         reason: String,
     },
-    /// A shared-memory buffer could not be allocated.
-    #[error(
-        "cannot allocate a {len}-byte shared-memory buffer for {key} (pool {pool} bytes): {reason}"
-    )]
-    ShmAlloc {
-        /// Key of the publisher.
-        key: String,
-        /// Bytes requested.
-        len: usize,
-        /// Size of the pool.
-        pool: usize,
-        /// What the allocator reported.
-        reason: String,
-    },
     /// Nobody answered a query in time.
     #[error("no reply from {key} within {timeout:?} (is a service serving it?)")]
     Timeout {

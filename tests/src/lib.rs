@@ -19,6 +19,8 @@ pub struct SubSummary {
     pub bytes_copied: u64,
     /// Payloads rejected by validation.
     pub invalid: u64,
+    /// Steps that never arrived (gaps, and the tail when the stream ended early).
+    pub missing: u64,
     /// Sum of active counts (checks the content survived).
     pub active_total: u64,
 }

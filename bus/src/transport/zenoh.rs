@@ -2,6 +2,7 @@
 //! publishers lend their send buffers from (made on first use, sized to the data:
 //! [`ShmPools`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +87,7 @@ impl ZenohTransport {
         // A buffer is held by the subscription queues it waits in plus the one
         // being read; room for four times that many lets the sender run ahead of
         // the receivers' releases instead of collecting garbage at every send. A pool
-        // found full anyway (the transport holds more small messages) grows.
+        // found full anyway makes the sender wait for releases (back-pressure).
         let shm = config.shared_memory.then(|| {
             Arc::new(ShmPools::new(
                 config.shm_pool_bytes,
@@ -109,6 +110,8 @@ struct ZenohPublisher {
     key: String,
     publisher: zenoh::pubsub::Publisher<'static>,
     shm: Option<Arc<ShmPools>>,
+    /// Whether a pool could not lend (warned once; such buffers go the network path).
+    shm_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for ZenohPublisher {
@@ -134,15 +137,23 @@ impl RawPublisher for ZenohPublisher {
             // No shared memory, or a buffer larger than the cap: the network path.
             return Ok(SendBuf::Vec(vec![0; len]));
         };
-        pools
-            .alloc(len)
-            .map(SendBuf::Shm)
-            .map_err(|err| BusError::ShmAlloc {
-                key: self.key.clone(),
-                len,
-                pool: err.pool,
-                reason: err.reason,
-            })
+        match pools.alloc(len) {
+            Ok(buf) => Ok(SendBuf::Shm(buf)),
+            Err(err) => {
+                // Shared memory only saves copies: a host whose /dev/shm is full or
+                // too small still delivers every tensor, copied at the receiver.
+                if !self.shm_failed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        key = %self.key,
+                        len,
+                        pool = err.pool,
+                        reason = %err.reason,
+                        "no shared memory for this publisher's tensors: sending them over the network path (copied at the receiver) instead"
+                    );
+                }
+                Ok(SendBuf::Vec(vec![0; len]))
+            }
+        }
     }
 
     fn put(&self, buf: SendBuf) -> Result<(), BusError> {
@@ -198,6 +209,7 @@ impl Transport for ZenohTransport {
             key: key.to_string(),
             publisher,
             shm: self.shm.clone(),
+            shm_failed: AtomicBool::new(false),
         }))
     }
 

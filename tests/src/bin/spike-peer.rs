@@ -2,8 +2,13 @@
 //!
 //! `spike-peer sub --listen EP --count N` prints `ready`, receives N spike tensors,
 //! and prints a JSON [`SubSummary`]. `spike-peer pub --connect EP --count N --bytes B`
-//! waits for a subscriber and publishes N bitset tensors of about B bytes, where
-//! step i has neurons i mod len and len-1 active.
+//! waits for a subscriber, publishes N bitset tensors of about B bytes, where
+//! step i has neurons i mod len and len-1 active, and prints `published N
+//! shm_pool_bytes=P` (the shared memory its bus holds for sending).
+//!
+//! `sub --stall-at K --stall-ms MS` stops reading for MS milliseconds after the K-th
+//! tensor (a consumer that falls behind), and `sub --idle-ms MS` ends early when
+//! nothing arrives for that long, reporting what was missing instead of waiting forever.
 
 use std::time::Duration;
 
@@ -29,6 +34,15 @@ enum Role {
         listen: String,
         #[arg(long)]
         count: u64,
+        /// Stop reading after this many tensors…
+        #[arg(long)]
+        stall_at: Option<u64>,
+        /// …for this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        stall_ms: u64,
+        /// End when nothing arrives for this long.
+        #[arg(long, default_value_t = 60_000)]
+        idle_ms: u64,
     },
     Pub {
         #[arg(long)]
@@ -46,7 +60,13 @@ const TOPIC: &str = "peer/spikes";
 async fn main() -> Result<()> {
     let args = Args::parse();
     match args.role {
-        Role::Sub { listen, count } => {
+        Role::Sub {
+            listen,
+            count,
+            stall_at,
+            stall_ms,
+            idle_ms,
+        } => {
             let mut config = BusConfig::peer(&[listen], &[]);
             config.shared_memory = !args.no_shm;
             let bus = Bus::open(config).await.context("open the bus")?;
@@ -56,13 +76,25 @@ async fn main() -> Result<()> {
                 in_order: true,
                 ..Default::default()
             };
-            for expected in 0..count {
-                let msg = subscriber.recv().await?;
+            let mut expected = 0;
+            while expected < count {
+                let idle = Duration::from_millis(idle_ms);
+                let Ok(msg) = tokio::time::timeout(idle, subscriber.recv()).await else {
+                    break;
+                };
+                let msg = msg?;
                 let view = msg.view();
-                summary.in_order &= view.header.seq.to_native() == expected
-                    && view.header.step.to_native() == expected;
+                let step = view.header.step.to_native();
+                summary.in_order &= view.header.seq.to_native() == expected && step == expected;
+                summary.missing += step.saturating_sub(expected);
                 summary.active_total += view.active_count() as u64;
+                expected = step + 1;
+                if stall_at == Some(expected) {
+                    // Blocks this thread, as a consumer busy computing would.
+                    std::thread::sleep(Duration::from_millis(stall_ms));
+                }
             }
+            summary.missing += count - expected.min(count);
             let stats = subscriber.stats();
             summary.received = stats.received;
             summary.shm = stats.shm;
@@ -94,7 +126,8 @@ async fn main() -> Result<()> {
                 tensor.header.step = step;
                 publisher.publish(&mut tensor)?;
             }
-            println!("published {count}");
+            // The pool's size tells whether shared memory was used at all.
+            println!("published {count} shm_pool_bytes={}", bus.shm_pool_bytes());
         }
     }
     Ok(())
