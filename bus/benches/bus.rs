@@ -46,6 +46,8 @@ const ROLE_ENV: &str = "EVOSPIKE_BENCH_ROLE";
 const DATA: &str = "evospike/bench/topic/data";
 const PONG: &str = "evospike/bench/topic/pong";
 const POOL: usize = 512 << 20;
+/// How long a receiving process waits for a message before it reports the rest lost.
+const LOST_AFTER: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Impl {
@@ -263,16 +265,23 @@ impl Receiver {
     /// Receives one message and returns a byte read from it (so the read is real).
     #[inline(never)]
     fn recv(&self) -> u64 {
+        self.recv_within(LOST_AFTER)
+            .expect("a message within LOST_AFTER")
+    }
+
+    /// [`recv`](Self::recv), or `None` when nothing comes within `idle`.
+    #[inline(never)]
+    fn recv_within(&self, idle: Duration) -> Option<u64> {
         match self {
             Receiver::Raw(sub) => {
-                let sample = sub.recv().expect("raw recv");
+                let sample = sub.recv_timeout(idle).expect("raw recv")?;
                 let bytes = sample.payload().to_bytes();
-                bytes.len() as u64 + u64::from(bytes[bytes.len() / 2])
+                Some(bytes.len() as u64 + u64::from(bytes[bytes.len() / 2]))
             }
             Receiver::Evospike(sub) => {
-                let msg = sub.recv_blocking().expect("evospike recv");
+                let msg = sub.recv_timeout(idle).expect("evospike recv")?;
                 let view = msg.view();
-                view.len() as u64 + view.header.seq.to_native()
+                Some(view.len() as u64 + view.header.seq.to_native())
             }
         }
     }
@@ -337,8 +346,14 @@ fn child(role: &str) {
     }
     let mut checksum = 0u64;
     let mut first = None;
-    for _ in 0..count {
-        checksum = checksum.wrapping_add(receiver.recv());
+    for received in 0..count {
+        // A reliable, blocking sender loses nothing: a message that never comes is
+        // reported (the bench then fails with the count) instead of waited for.
+        let Some(read) = receiver.recv_within(LOST_AFTER) else {
+            println!("lost {} of {count}", count - received);
+            return;
+        };
+        checksum = checksum.wrapping_add(read);
         first.get_or_insert_with(Instant::now);
         if let Some(pong) = pong.as_mut() {
             pong.send();
@@ -375,9 +390,14 @@ impl Peer {
         Peer { child, lines }
     }
 
-    fn finish(mut self) -> f64 {
+    fn finish(mut self, imp: Impl, bytes: usize) -> f64 {
         let line = self.lines.next().expect("peer result").expect("peer line");
         let _ = self.child.wait();
+        assert!(
+            !line.starts_with("lost"),
+            "{} at {bytes} B: the receiving process {line} messages",
+            imp.name()
+        );
         line.split_whitespace()
             .nth(1)
             .expect("elapsed")
@@ -405,7 +425,7 @@ fn throughput(imp: Impl, bytes: usize, count: usize) -> (f64, usize) {
     for _ in 0..count {
         sender.send();
     }
-    let elapsed = peer.finish();
+    let elapsed = peer.finish(imp, bytes);
     // The peer times from the first message to the last: count - 1 intervals.
     let rate = (count - 1) as f64 / elapsed;
     (rate, sender.payload_len())
@@ -442,12 +462,17 @@ fn ping_pong(imp: Impl, bytes: usize, count: usize) -> Vec<f64> {
     for i in 0..count {
         let start = Instant::now();
         sender.send();
-        receiver.recv();
+        if receiver.recv_within(LOST_AFTER).is_none() {
+            panic!(
+                "{} at {bytes} B: round trip {i} never came back",
+                imp.name()
+            );
+        }
         if i >= count / 10 {
             rtts.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
-    peer.finish();
+    peer.finish(imp, bytes);
     rtts.sort_by(f64::total_cmp);
     rtts
 }
@@ -519,6 +544,9 @@ fn env_usize(name: &str) -> Option<Vec<usize>> {
 }
 
 fn main() {
+    // Zenoh's own logs, with `RUST_LOG` (e.g. a receiver dropping a message whose
+    // shared-memory buffer it cannot map logs it only at debug level).
+    zenoh::try_init_log_from_env();
     if let Ok(role) = std::env::var(ROLE_ENV) {
         child(&role);
         return;
