@@ -5,6 +5,7 @@
 //! the number of steps.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use evospike_learning::surrogate::SurrogateGradient;
@@ -14,10 +15,19 @@ struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations are counted: only the training thread's
+    /// (with `threads: 1` the step runs on it), not those of a thread the test
+    /// harness or a library happens to start meanwhile (CI once counted 4 such).
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if COUNTED.try_with(Cell::get).unwrap_or(false) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: the caller's contract is passed on unchanged.
         unsafe { System.alloc(layout) }
     }
@@ -54,9 +64,11 @@ fn per_batch(batch: usize, steps: usize, batches: usize) -> f64 {
         .train_epoch(&data, &mut |_| Control::Continue)
         .unwrap();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTED.with(|counted| counted.set(true));
     learner
         .train_epoch(&data, &mut |_| Control::Continue)
         .unwrap();
+    COUNTED.with(|counted| counted.set(false));
     let epoch = ALLOCATIONS.load(Ordering::Relaxed) - before;
     // The epoch itself allocates its shuffled order once.
     (epoch as f64 - 1.0) / batches as f64
