@@ -22,8 +22,10 @@
 //!   for a layer computing its spikes there — and publishes it; the receiver as for
 //!   evospike.
 //!
-//! `EVOSPIKE_BENCH_SIZES` (bytes, comma-separated) picks payload sizes and
-//! `EVOSPIKE_BENCH_DIVIDE` divides every message count.
+//! `EVOSPIKE_BENCH_SIZES` (bytes, comma-separated) picks payload sizes,
+//! `EVOSPIKE_BENCH_DIVIDE` divides every message count, and
+//! `EVOSPIKE_BENCH_RAW_POOL` (bytes) gives raw a pool of that size instead of
+//! 512 MiB: the size evospike's pool has for the payload compares reuse with reuse.
 //!
 //! `EVOSPIKE_BENCH_PROFILE=N` instead sends N messages of each size and
 //! implementation (or only `EVOSPIKE_BENCH_IMPL`) to a subscriber of the same session, in one process, for a
@@ -130,7 +132,8 @@ impl Sender {
                     .wait()
                     .expect("declare publisher");
                 let alignment = AllocAlignment::new(4).expect("16-byte alignment");
-                let provider = ShmProviderBuilder::default_backend((POOL, alignment))
+                let pool = env_usize("EVOSPIKE_BENCH_RAW_POOL").map_or(POOL, |p| p[0]);
+                let provider = ShmProviderBuilder::default_backend((pool, alignment))
                     .wait()
                     .expect("shm pool");
                 Sender {
