@@ -33,10 +33,9 @@ impl<M: prost::Message + prost::Name> MessagePublisher<M> {
         crate::spike::wait_for_subscribers(self.raw.as_ref(), timeout).await
     }
 
-    /// Encodes `message` straight into a transport buffer (never shared memory:
-    /// see [`RawPublisher::loan_small`]) and sends it.
+    /// Encodes `message` straight into a transport buffer and sends it.
     pub fn publish(&self, message: &M) -> Result<(), BusError> {
-        let mut buf = self.raw.loan_small(message.encoded_len())?;
+        let mut buf = self.raw.loan(message.encoded_len())?;
         message
             .encode(&mut &mut buf[..])
             .map_err(|err| BusError::Publish {

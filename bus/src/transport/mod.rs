@@ -228,14 +228,7 @@ pub trait RawPublisher: Send + Sync + Debug {
     /// it, heap otherwise. It is aligned to [`evospike_schemas::ALIGNMENT`] when `len`
     /// is a multiple of it (as spike archives always are).
     fn loan(&self, len: usize) -> Result<SendBuf, BusError>;
-    /// Lends a buffer for a small control-plane message (a log record, metrics, a
-    /// health report): never shared memory. A pool costs locked memory in every
-    /// process that maps it, which a few hundred bytes now and then never repay;
-    /// a router or a service that sends only such messages then holds no pool.
-    fn loan_small(&self, len: usize) -> Result<SendBuf, BusError> {
-        self.loan(len)
-    }
-    /// Sends a buffer obtained from [`loan`](Self::loan) or [`loan_small`](Self::loan_small).
+    /// Sends a buffer obtained from [`loan`](Self::loan).
     fn put(&self, buf: SendBuf) -> Result<(), BusError>;
     /// Whether a subscriber currently matches the key (so a put would reach someone).
     fn has_subscribers(&self) -> Result<bool, BusError>;

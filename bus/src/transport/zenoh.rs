@@ -156,10 +156,6 @@ impl RawPublisher for ZenohPublisher {
         }
     }
 
-    fn loan_small(&self, len: usize) -> Result<SendBuf, BusError> {
-        Ok(SendBuf::Vec(vec![0; len]))
-    }
-
     fn put(&self, buf: SendBuf) -> Result<(), BusError> {
         let result = match buf {
             SendBuf::Shm(buf) => self.publisher.put(buf).wait(),
