@@ -182,6 +182,19 @@ fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
     child
         .wait_for_line(|l| l.starts_with("epoch 1/30"), Duration::from_secs(60))
         .expect("the first epoch ends");
+    // The worker to freeze must be one that has joined. On a loaded machine the
+    // first worker 1 can already be late in epoch 1 and replaced; its replacement
+    // is not waited for until it says it is ready, so freezing it before then
+    // would test nothing (CI once saw training end without a report).
+    let joined = |seen: &[String]| {
+        let count = |text: &str| seen.iter().filter(|l| l.contains(text)).count();
+        count("worker 1 is ready") > count("worker 1 started again")
+    };
+    while !joined(child.output()) {
+        child
+            .wait_for_line(|l| l.contains("worker 1 is ready"), Duration::from_secs(30))
+            .expect("worker 1 joins");
+    }
     let workers = workers_of(child.id());
     assert_eq!(workers.len(), 2, "{workers:?}");
     let (laggard, cmdline) = workers
