@@ -129,16 +129,17 @@ fn a_consumer_that_stalls_for_a_second_loses_no_tensor() {
 /// every tensor arrives, none through shared memory.
 #[test]
 fn a_publisher_without_room_in_dev_shm_still_delivers_every_tensor() {
-    let mut publisher = Command::new("unshare");
-    publisher
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o size=1m evospike-shm /dev/shm && exec "$0" "$@""#)
-        .arg(PEER);
+    // `program` run in its own mount namespace over a 1 MiB /dev/shm.
+    let small_dev_shm = |program: &str| {
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o size=1m evospike-shm /dev/shm && exec "$0" "$@""#)
+            .arg(program);
+        command
+    };
     // Without root or util-linux there is no private /dev/shm to make; say so.
-    let probe = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount -t tmpfs -o size=1m evospike-shm /dev/shm")
-        .status();
+    let probe = small_dev_shm("true").status();
     if !probe.is_ok_and(|status| status.success()) {
         assert!(
             std::env::var_os("EVOSPIKE_REQUIRE_NETNS").is_none(),
@@ -147,6 +148,7 @@ fn a_publisher_without_room_in_dev_shm_still_delivers_every_tensor() {
         eprintln!("skipped: cannot make a private /dev/shm (needs root and unshare)");
         return;
     }
+    let publisher = small_dev_shm(PEER);
     let (summary, published) = stream(&[], &["--idle-ms", "20000"], 200, BYTES, publisher);
     assert_eq!(
         published, "published 200 shm_pool_bytes=0",

@@ -110,6 +110,23 @@ fn two_workers_train_the_weights_of_one_process() {
     );
 }
 
+/// Sends `signal` (`KILL`, `STOP`) to worker 1 of the two workers of `child`;
+/// returns its pid.
+fn signal_worker_1(child: &Child, signal: &str) -> u32 {
+    let workers = workers_of(child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let (pid, cmdline) = workers
+        .iter()
+        .find(|(_, c)| c.contains("index=1"))
+        .expect("worker 1 runs");
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid} ({cmdline})");
+    *pid
+}
+
 /// The worker processes of `pid` (its children running `train_worker`).
 fn workers_of(pid: u32) -> Vec<(u32, String)> {
     let children =
@@ -135,17 +152,7 @@ fn a_killed_worker_is_reported_and_replaced_and_training_finishes() {
     child
         .wait_for_line(|l| l.starts_with("epoch 1/40"), Duration::from_secs(60))
         .expect("the first epoch ends");
-    let workers = workers_of(child.id());
-    assert_eq!(workers.len(), 2, "{workers:?}");
-    let (victim, cmdline) = workers
-        .iter()
-        .find(|(_, c)| c.contains("index=1"))
-        .expect("worker 1 runs");
-    let killed = Command::new("kill")
-        .args(["-KILL", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success(), "kill -9 {victim} ({cmdline})");
+    signal_worker_1(&child, "KILL");
     child
         .wait_for_line(
             |l| l.contains("worker 1 exited") && l.contains("SIGKILL"),
@@ -195,18 +202,7 @@ fn a_worker_that_falls_behind_is_reported_and_replaced_and_the_step_goes_on() {
             .wait_for_line(|l| l.contains("worker 1 is ready"), Duration::from_secs(30))
             .expect("worker 1 joins");
     }
-    let workers = workers_of(child.id());
-    assert_eq!(workers.len(), 2, "{workers:?}");
-    let (laggard, cmdline) = workers
-        .iter()
-        .find(|(_, c)| c.contains("index=1"))
-        .expect("worker 1 runs")
-        .clone();
-    let stopped = Command::new("kill")
-        .args(["-STOP", &laggard.to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success(), "kill -STOP {laggard} ({cmdline})");
+    let laggard = signal_worker_1(&child, "STOP");
     child
         .wait_for_line(
             |l| l.contains("worker 1 sent no gradient for version"),
